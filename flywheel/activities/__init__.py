@@ -1,0 +1,1 @@
+"""Thin Temporal activities: unpack input, call curation/scoring/clients/platforms, heartbeat."""

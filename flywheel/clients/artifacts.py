@@ -1,0 +1,149 @@
+"""The artifact store: datasets, checkpoints and adapters under one fsspec URI.
+
+``file:///…`` is the embedded default; any fsspec URI (``s3://bucket/prefix``, ``memory://…``)
+works when its fsspec implementation is installed. Paths given to the methods are relative to
+the store's root and always use ``/``. Datasets are content-addressed: the same lines give the
+same file, so a retried activity rewrites nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import fsspec
+import orjson
+
+from flywheel.errors import ConfigError, FlywheelError
+from flywheel.schemas import DatasetFormat, DatasetRef
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_path_part(value: str) -> str:
+    """``value`` made safe as one path segment (run ids may hold ':' or '/')."""
+    cleaned = _UNSAFE.sub("_", value).strip("._")
+    return cleaned or "_"
+
+
+def dumps_line(record: Any) -> bytes:
+    """One JSONL line (no trailing newline), serialised the same way everywhere."""
+    return orjson.dumps(record)
+
+
+class ArtifactStore:
+    """Read and write files under a root URI. Blocking fsspec calls run in a thread."""
+
+    def __init__(self, uri: str) -> None:
+        try:
+            fs, root = fsspec.core.url_to_fs(uri)
+        except (ValueError, ImportError) as exc:
+            raise ConfigError(f"invalid artifact_store_uri {uri!r}: {exc}") from None
+        self.uri = uri.rstrip("/")
+        self._fs = fs
+        self._root = root.rstrip("/")
+        self._protocol = uri.split("://", 1)[0] if "://" in uri else "file"
+
+    # --- paths ---
+
+    def _full(self, path: str) -> str:
+        path = path.strip("/")
+        if ".." in path.split("/"):
+            raise FlywheelError(f"artifact path may not contain '..': {path}")
+        return f"{self._root}/{path}" if path else self._root
+
+    def uri_for(self, path: str) -> str:
+        """The full URI of ``path`` (what DatasetRef.uri holds)."""
+        return f"{self.uri}/{path.strip('/')}"
+
+    def relative(self, uri_or_path: str) -> str:
+        """Accept a URI under this store or a relative path; return the relative path."""
+        if "://" in uri_or_path:
+            if not uri_or_path.startswith(self.uri + "/"):
+                raise FlywheelError(
+                    f"{uri_or_path} is not in the artifact store {self.uri}: the worker and the "
+                    "run must use the same artifact_store_uri"
+                )
+            return uri_or_path[len(self.uri) + 1 :]
+        return uri_or_path.strip("/")
+
+    # --- bytes ---
+
+    async def write_bytes(self, path: str, data: bytes) -> str:
+        """Write ``data`` to ``path`` (atomically where the filesystem allows); return its URI."""
+        full = self._full(path)
+        await asyncio.to_thread(self._write_sync, full, data)
+        return self.uri_for(path)
+
+    def _write_sync(self, full: str, data: bytes) -> None:
+        parent = full.rsplit("/", 1)[0]
+        self._fs.makedirs(parent, exist_ok=True)
+        if self._protocol == "file":
+            tmp = f"{full}.tmp"
+            with self._fs.open(tmp, "wb") as fh:
+                fh.write(data)
+            self._fs.mv(tmp, full)
+        else:
+            with self._fs.open(full, "wb") as fh:
+                fh.write(data)
+
+    async def read_bytes(self, uri_or_path: str) -> bytes:
+        full = self._full(self.relative(uri_or_path))
+        try:
+            return await asyncio.to_thread(self._fs.cat_file, full)
+        except FileNotFoundError:
+            raise FlywheelError(
+                f"artifact not found: {self.uri_for(self.relative(uri_or_path))}"
+            ) from None
+
+    async def exists(self, uri_or_path: str) -> bool:
+        return await asyncio.to_thread(self._fs.exists, self._full(self.relative(uri_or_path)))
+
+    async def list(self, prefix: str) -> list[str]:
+        """Relative paths of the files under ``prefix``, sorted."""
+        full = self._full(prefix)
+        if not await asyncio.to_thread(self._fs.exists, full):
+            return []
+        found = await asyncio.to_thread(self._fs.find, full)
+        root = self._root + "/"
+        return sorted(
+            p[len(root) :] if p.startswith(root) else p for p in found if not p.endswith(".tmp")
+        )
+
+    async def delete_prefix(self, prefix: str) -> None:
+        full = self._full(prefix)
+        if await asyncio.to_thread(self._fs.exists, full):
+            await asyncio.to_thread(self._fs.rm, full, recursive=True)
+
+    # --- JSONL datasets ---
+
+    async def put_jsonl(self, records: Iterable[Any], fmt: DatasetFormat) -> DatasetRef:
+        """Write ``records`` as JSONL under ``datasets/<sha256>.jsonl``; return its reference."""
+        lines = [dumps_line(r) for r in records]
+        data = b"\n".join(lines) + (b"\n" if lines else b"")
+        digest = hashlib.sha256(data).hexdigest()
+        path = f"datasets/{fmt.value}/{digest}.jsonl"
+        if not await self.exists(path):
+            await self.write_bytes(path, data)
+        return DatasetRef(uri=self.uri_for(path), sha256=digest, n_records=len(lines), format=fmt)
+
+    async def read_jsonl(self, uri_or_path: str) -> list[Any]:
+        """All records of a JSONL file (datasets are bounded by the run's ``limit``)."""
+        data = await self.read_bytes(uri_or_path)
+        return [orjson.loads(line) for line in data.splitlines() if line.strip()]
+
+    async def read_dataset(self, ref: DatasetRef) -> list[Any]:
+        """The records of ``ref``, checked against its sha256."""
+        data = await self.read_bytes(ref.uri)
+        if hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise FlywheelError(f"dataset {ref.uri} does not match its sha256: it was modified")
+        return [orjson.loads(line) for line in data.splitlines() if line.strip()]
+
+    async def iter_jsonl_files(self, prefix: str) -> AsyncIterator[tuple[str, list[Any]]]:
+        """Each JSONL file under ``prefix`` (sorted) with its records."""
+        for path in await self.list(prefix):
+            if path.endswith(".jsonl"):
+                yield path, await self.read_jsonl(path)

@@ -1,0 +1,378 @@
+"""The pydantic models that cross boundaries: workflow and activity inputs/outputs, stored results.
+
+One model per workflow/activity parameter, so fields can be added compatibly. None of them holds
+a log record or a dataset line: datasets travel as :class:`DatasetRef` (by reference).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flywheel.config import Candidate, Platform, RunConfig
+
+__all__ = [
+    "Candidate",
+    "CandidateInput",
+    "CandidateProgress",
+    "CandidateResult",
+    "CurationReport",
+    "CustomizationResult",
+    "CustomizeInput",
+    "DatasetBundle",
+    "DatasetFormat",
+    "DatasetRef",
+    "DeployInput",
+    "Deployment",
+    "EvalKind",
+    "EvalProgress",
+    "EvalResult",
+    "EvaluateInput",
+    "FlywheelRunInput",
+    "FlywheelRunResult",
+    "LogRecord",
+    "Platform",
+    "PrepareDatasetsInput",
+    "ResolveConfigInput",
+    "RunConfig",
+    "RunProgress",
+    "RunStatus",
+    "StepStatus",
+    "TeardownInput",
+    "WorkloadType",
+]
+
+
+class WorkloadType(StrEnum):
+    TOOL_CALLING = "tool_calling"
+    GENERIC = "generic"
+
+
+class EvalKind(StrEnum):
+    """How a candidate was evaluated: as is, with few-shot examples, or after fine-tuning."""
+
+    BASE = "base"
+    ICL = "icl"
+    CUSTOMIZED = "customized"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC (never use in workflow code: use ``workflow.now()``)."""
+    return datetime.now(UTC)
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+
+class LogRecord(BaseModel):
+    """One logged LLM call (blueprint-spec §1): an OpenAI chat request and its response.
+
+    Extra top-level keys are kept (producers add versioned fields); ``timestamp`` accepts epoch
+    seconds (int/float) or an ISO 8601 string and is normalised to an aware UTC datetime.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    workload_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    timestamp: datetime
+    request: dict[str, Any]
+    response: dict[str, Any]
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _epoch_seconds(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be epoch seconds or an ISO 8601 string, not a boolean")
+        if isinstance(value, int | float):
+            # Epoch *seconds* (the blueprint's documented unit); values this large are millis.
+            seconds = value / 1000 if abs(value) > 1e11 else value
+            return datetime.fromtimestamp(seconds, UTC)
+        return value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @field_validator("request")
+    @classmethod
+    def _request_has_messages(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "messages" not in value:
+            raise ValueError("request.messages is missing")
+        if not isinstance(value["messages"], list):
+            raise ValueError("request.messages must be a list")
+        return value
+
+    @field_validator("response")
+    @classmethod
+    def _response_has_choices(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "choices" not in value:
+            raise ValueError("response.choices is missing")
+        if not isinstance(value["choices"], list):
+            raise ValueError("response.choices must be a list")
+        return value
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+
+class DatasetFormat(StrEnum):
+    EVAL = "eval"
+    """Log records, eval-formatted (blueprint §3.3): request tool-call arguments as JSON strings."""
+    TRAINING = "training"
+    """Chat lines ``{"messages": [...], "tools": [...]}`` that NeMo Customizer and peft read."""
+
+
+class DatasetRef(BaseModel):
+    """A JSONL dataset in the artifact store, addressed by content."""
+
+    uri: str
+    sha256: str
+    n_records: int = Field(ge=0)
+    format: DatasetFormat
+
+
+class CurationReport(BaseModel):
+    """What curation did to a workload's logs: counts a person can read."""
+
+    workload_type: WorkloadType
+    seed: int
+    total_records: int = 0
+    dropped: dict[str, int] = Field(
+        default_factory=dict, description="reason → number of records removed for it"
+    )
+    selected: int = 0
+    eval_records: int = 0
+    train_records: int = 0
+    val_records: int = 0
+    tool_counts: dict[str, int] = Field(
+        default_factory=dict, description="tool name (or no_tool) → selected records"
+    )
+    warnings: list[str] = Field(default_factory=list)
+
+
+class DatasetBundle(BaseModel):
+    """The datasets of one run. ``icl`` maps a candidate name to its few-shot eval set."""
+
+    eval: DatasetRef
+    train: DatasetRef
+    val: DatasetRef
+    icl: dict[str, DatasetRef] = Field(default_factory=dict)
+    workload_type: WorkloadType
+    report: CurationReport
+
+
+# --- workflow inputs ------------------------------------------------------------------------
+
+
+class FlywheelRunInput(BaseModel):
+    """Start a flywheel run for one workload."""
+
+    workload_id: str = Field(min_length=1)
+    client_id: str | None = Field(None, description="None: logs of every client")
+    config_overrides: dict[str, Any] = Field(
+        default_factory=dict, description="merged onto the worker's configuration"
+    )
+    candidates: list[str] | None = Field(
+        None, description="names of configured candidates to run (None: all)"
+    )
+
+
+class ResolveConfigInput(BaseModel):
+    config_overrides: dict[str, Any] = Field(default_factory=dict)
+    candidates: list[str] | None = None
+
+
+class PrepareDatasetsInput(BaseModel):
+    run_id: str
+    workload_id: str
+    client_id: str | None = None
+    config: RunConfig
+
+
+class Deployment(BaseModel):
+    """Where a deployed candidate answers, and what its platform can do with it."""
+
+    candidate: str
+    platform: Platform
+    model: str = Field(description="the model id to send in requests")
+    base_url: str | None = Field(None, description="OpenAI-compatible base URL, if any")
+    supports_customization: bool = False
+    unsupported_reason: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class CandidateInput(BaseModel):
+    """Input of CandidateWorkflow: one candidate's whole lifecycle within a run."""
+
+    run_id: str
+    candidate: Candidate
+    config: RunConfig
+    datasets: DatasetBundle
+
+
+class DeployInput(BaseModel):
+    run_id: str
+    candidate: Candidate
+    config: RunConfig
+
+
+class EvaluateInput(BaseModel):
+    run_id: str
+    candidate: Candidate
+    config: RunConfig
+    deployment: Deployment
+    kind: EvalKind
+    dataset: DatasetRef
+    workload_type: WorkloadType
+    model: str | None = Field(None, description="model id to evaluate (the customized model)")
+
+
+class CustomizeInput(BaseModel):
+    run_id: str
+    candidate: Candidate
+    config: RunConfig
+    deployment: Deployment
+    train: DatasetRef
+    val: DatasetRef
+
+
+class TeardownInput(BaseModel):
+    run_id: str
+    candidate: Candidate
+    config: RunConfig
+    deployment: Deployment | None = None
+    customized_model: str | None = None
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+class EvalResult(BaseModel):
+    """One evaluation of one candidate: scores against the production model's logged answers."""
+
+    kind: EvalKind
+    status: StepStatus
+    model: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    n_total: int = Field(0, description="eval records replayed")
+    n_scored: int = Field(0, description="records answered and scored")
+    n_failed: int = Field(0, description="requests that failed (not wrong answers)")
+    latency_p50_s: float | None = None
+    latency_p95_s: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    error: str | None = None
+    skipped_reason: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class CustomizationResult(BaseModel):
+    status: StepStatus
+    model: str | None = Field(None, description="id of the customized model")
+    adapter_uri: str | None = None
+    job_id: str | None = None
+    epochs_completed: int = 0
+    steps_completed: int = 0
+    train_loss: float | None = None
+    val_loss: float | None = None
+    error: str | None = None
+    skipped_reason: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class CandidateResult(BaseModel):
+    name: str
+    model: str
+    platform: Platform
+    status: StepStatus
+    evals: list[EvalResult] = Field(default_factory=list)
+    customization: CustomizationResult | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def eval(self, kind: EvalKind) -> EvalResult | None:
+        return next((e for e in self.evals if e.kind == kind), None)
+
+
+class FlywheelRunResult(BaseModel):
+    """Everything recorded about one run; stored in the result store and returned by the workflow.
+
+    ``revision`` grows with every save so a store never replaces a newer snapshot by an older one.
+    """
+
+    run_id: str
+    workload_id: str
+    client_id: str | None = None
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None = None
+    input: FlywheelRunInput | None = None
+    config: RunConfig | None = None
+    datasets: DatasetBundle | None = None
+    candidates: list[CandidateResult] = Field(default_factory=list)
+    error: str | None = None
+    revision: int = 0
+
+    @model_validator(mode="after")
+    def _aware_times(self) -> FlywheelRunResult:
+        for name in ("started_at", "finished_at"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=UTC))
+        return self
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+class EvalProgress(BaseModel):
+    status: StepStatus = StepStatus.PENDING
+    done: int = 0
+    total: int = 0
+
+
+class CandidateProgress(BaseModel):
+    name: str
+    status: StepStatus = StepStatus.PENDING
+    stage: str = "waiting"
+    evals: dict[EvalKind, EvalProgress] = Field(default_factory=dict)
+    customization: StepStatus | None = None
+    detail: dict[str, Any] = Field(
+        default_factory=dict, description="latest heartbeat of the running activity, if known"
+    )
+    error: str | None = None
+
+
+class RunProgress(BaseModel):
+    run_id: str
+    workload_id: str
+    status: RunStatus
+    stage: str
+    started_at: datetime
+    datasets: CurationReport | None = None
+    candidates: list[CandidateProgress] = Field(default_factory=list)
+    error: str | None = None

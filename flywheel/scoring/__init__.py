@@ -1,0 +1,1 @@
+"""Pure scoring: tool-call metrics, text similarity and statistics over evaluation replies."""

@@ -1,0 +1,1 @@
+"""Deterministic orchestration: FlywheelWorkflow (one run) and CandidateWorkflow (one candidate)."""
