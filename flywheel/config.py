@@ -195,8 +195,8 @@ class ICLConfig(_Section):
     def _consistent(self) -> ICLConfig:
         if self.reserved_tokens >= self.max_context_length:
             raise ValueError("reserved_tokens must be smaller than max_context_length")
-        if self.min_examples > self.max_examples:
-            raise ValueError("min_examples cannot exceed max_examples")
+        if self.max_examples and self.min_examples > self.max_examples:
+            raise ValueError("min_examples cannot exceed max_examples (0 turns ICL off)")
         if self.example_selection == "semantic_similarity" and (
             self.similarity_config is None or self.similarity_config.embedding_nim_config is None
         ):

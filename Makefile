@@ -1,0 +1,35 @@
+# Two commands on a fresh machine:
+#   make quickstart ENDPOINT=http://localhost:8000/v1 MODEL=my-small-model   # the main job
+#   make test                                                                # every test
+VENV ?= .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+
+.PHONY: quickstart test lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+quickstart: $(STAMP)
+	@test -n "$(ENDPOINT)" -a -n "$(MODEL)" || { \
+	  echo "usage: make quickstart ENDPOINT=http://host:port/v1 MODEL=model-name [API_KEY_ENV=VAR]"; exit 2; }
+	$(VENV)/bin/flywheel quickstart --endpoint "$(ENDPOINT)" --model "$(MODEL)" \
+	  $(if $(API_KEY_ENV),--api-key-env "$(API_KEY_ENV)")
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,69 @@
+"""What a worker's activities share: settings, stores, artifact storage and model platforms.
+
+Opened lazily on first use and closed once when the worker stops; tests can pass their own
+platforms (for example a recording one) without touching module state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from flywheel.clients.artifacts import ArtifactStore
+from flywheel.clients.logstore import LogStore, open_log_store
+from flywheel.clients.results import ResultStore, open_result_store
+from flywheel.config import Platform, Settings
+from flywheel.errors import UnsupportedOperation
+from flywheel.platforms import build_platforms
+from flywheel.platforms.base import ModelPlatform
+
+
+class WorkerResources:
+    """Long-lived clients used by activities, one set per worker process."""
+
+    def __init__(
+        self, settings: Settings, *, platforms: Mapping[Platform, ModelPlatform] | None = None
+    ) -> None:
+        self.settings = settings
+        assert settings.artifact_store_uri is not None
+        self.artifacts = ArtifactStore(settings.artifact_store_uri)
+        self._platforms = (
+            dict(platforms) if platforms is not None else build_platforms(settings, self.artifacts)
+        )
+        self._log_store: LogStore | None = None
+        self._result_store: ResultStore | None = None
+        self._lock = asyncio.Lock()
+
+    async def log_store(self) -> LogStore:
+        async with self._lock:
+            if self._log_store is None:
+                assert self.settings.log_store_url is not None
+                self._log_store = open_log_store(self.settings.log_store_url)
+            return self._log_store
+
+    async def result_store(self) -> ResultStore:
+        async with self._lock:
+            if self._result_store is None:
+                assert self.settings.result_store_url is not None
+                self._result_store = open_result_store(
+                    self.settings.result_store_url, mongodb_db=self.settings.mongodb_db
+                )
+            return self._result_store
+
+    def platform(self, name: Platform) -> ModelPlatform:
+        try:
+            return self._platforms[name]
+        except KeyError:
+            available = ", ".join(sorted(p.value for p in self._platforms)) or "none"
+            raise UnsupportedOperation(
+                f"the `{name.value}` platform is not available on this worker "
+                f"(available: {available})"
+            ) from None
+
+    async def aclose(self) -> None:
+        for platform in self._platforms.values():
+            await platform.aclose()
+        if self._log_store is not None:
+            await self._log_store.aclose()
+        if self._result_store is not None:
+            await self._result_store.aclose()

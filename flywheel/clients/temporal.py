@@ -1,0 +1,81 @@
+"""Connecting to Temporal, with the pydantic data converter and the flywheel's search attributes."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from flywheel.config import TemporalConfig, read_secret
+from flywheel.errors import ConfigError, ConnectionFailed
+
+WORKLOAD_ID = SearchAttributeKey.for_keyword("WorkloadId")
+CLIENT_ID = SearchAttributeKey.for_keyword("ClientId")
+SEARCH_ATTRIBUTES = (WORKLOAD_ID, CLIENT_ID)
+"""Keyword search attributes every flywheel run carries (list runs by them in the Web UI)."""
+
+
+def run_search_attributes(workload_id: str, client_id: str | None) -> TypedSearchAttributes:
+    pairs = [SearchAttributePair(WORKLOAD_ID, workload_id)]
+    if client_id:
+        pairs.append(SearchAttributePair(CLIENT_ID, client_id))
+    return TypedSearchAttributes(pairs)
+
+
+async def connect(config: TemporalConfig) -> Client:
+    """A client for the configured Temporal; a clear error when it cannot be reached."""
+    api_key = read_secret(config.api_key_env)
+    if config.api_key_env and api_key is None:
+        raise ConfigError(
+            f"temporal.api_key_env names {config.api_key_env}, which is not set in the environment"
+        )
+    try:
+        return await Client.connect(
+            config.address,
+            namespace=config.namespace,
+            api_key=api_key,
+            tls=config.tls or bool(api_key),
+            data_converter=pydantic_data_converter,
+        )
+    except RuntimeError as exc:
+        raise ConnectionFailed(
+            f"cannot reach Temporal at {config.address} (namespace {config.namespace}): "
+            f"{_short(exc)}. Start a local one with `flywheel dev`, or set temporal.address."
+        ) from None
+
+
+async def ensure_search_attributes(client: Client) -> list[str]:
+    """Register the flywheel's search attributes where missing; return the names added."""
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+        missing = [
+            key.name
+            for key in SEARCH_ATTRIBUTES
+            if key.name not in existing.custom_attributes
+            and key.name not in existing.system_attributes
+        ]
+        if missing:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=client.namespace,
+                    search_attributes={
+                        name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in missing
+                    },
+                )
+            )
+        return missing
+    except RPCError as exc:
+        raise ConnectionFailed(f"cannot register search attributes: {exc.message}") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]

@@ -1,0 +1,112 @@
+"""The ``endpoints`` platform: candidates that are already-running OpenAI-compatible endpoints.
+
+Nothing to deploy or tear down (vLLM, a NIM, Ollama or a hosted API is running already), no
+customization; evaluation is the built-in evaluator over HTTP. API keys are read on the worker
+from the environment variable the candidate names, so they never enter workflow history.
+"""
+
+from __future__ import annotations
+
+from flywheel.clients.artifacts import ArtifactStore
+from flywheel.clients.llm import ChatClient
+from flywheel.config import Candidate, read_secret
+from flywheel.errors import ConfigError, UnsupportedOperation
+from flywheel.platforms.base import StepContext
+from flywheel.platforms.evaluator import (
+    EvalCheckpoint,
+    HttpResponder,
+    checkpoint_prefix,
+    run_evaluation,
+)
+from flywheel.schemas import (
+    CustomizationResult,
+    CustomizeInput,
+    DeployInput,
+    Deployment,
+    EvalResult,
+    EvaluateInput,
+    Platform,
+    TeardownInput,
+)
+
+UNSUPPORTED_REASON = (
+    "customization is not supported by the endpoints platform "
+    "(the candidate is an already-running endpoint)"
+)
+
+
+class EndpointsPlatform:
+    """:class:`~flywheel.platforms.base.ModelPlatform` for already-running endpoints."""
+
+    name = Platform.ENDPOINTS
+
+    def __init__(self, artifacts: ArtifactStore) -> None:
+        self.artifacts = artifacts
+
+    async def deploy(self, request: DeployInput, ctx: StepContext) -> Deployment:
+        """Nothing to start: say where the candidate answers."""
+        candidate = request.candidate
+        return Deployment(
+            candidate=candidate.name,
+            platform=Platform.ENDPOINTS,
+            model=candidate.model,
+            base_url=candidate.base_url,
+            supports_customization=False,
+            unsupported_reason=UNSUPPORTED_REASON,
+        )
+
+    async def customize(self, request: CustomizeInput, ctx: StepContext) -> CustomizationResult:
+        """Always refused: an endpoint's weights are not ours to fine-tune."""
+        raise UnsupportedOperation(UNSUPPORTED_REASON)
+
+    async def teardown(self, request: TeardownInput, ctx: StepContext) -> None:
+        """Nothing was created, so nothing to release."""
+        return None
+
+    async def evaluate(self, request: EvaluateInput, ctx: StepContext) -> EvalResult:
+        """Replay the eval dataset against the endpoint with the built-in evaluator."""
+        candidate = request.candidate
+        base_url = request.deployment.base_url or candidate.base_url
+        if not base_url:
+            raise ConfigError(f"candidate {candidate.name!r} has no base_url to evaluate against")
+        api_key = _api_key(candidate)
+        settings = request.config.evaluation
+        records = await self.artifacts.read_dataset(request.dataset)
+        checkpoint = EvalCheckpoint(
+            self.artifacts, checkpoint_prefix(request.run_id, candidate.name, request.kind)
+        )
+        async with ChatClient(
+            base_url,
+            api_key=api_key,
+            timeout_s=settings.request_timeout_s,
+            max_retries=settings.max_retries,
+            retry_backoff_s=settings.retry_backoff_s,
+            max_connections=settings.concurrency,
+        ) as client:
+            return await run_evaluation(
+                records=records,
+                responder=HttpResponder(client, settings.concurrency),
+                checkpoint=checkpoint,
+                kind=request.kind,
+                workload_type=request.workload_type,
+                model=request.model or request.deployment.model,
+                config=settings,
+                ctx=ctx,
+            )
+
+    async def aclose(self) -> None:
+        """Nothing held between calls (each evaluation owns its HTTP client)."""
+        return None
+
+
+def _api_key(candidate: Candidate) -> str | None:
+    """The candidate's API key from the worker's environment; a clear error when it is unset."""
+    if not candidate.api_key_env:
+        return None
+    key = read_secret(candidate.api_key_env)
+    if key is None:
+        raise ConfigError(
+            f"candidate {candidate.name!r} names api_key_env {candidate.api_key_env}, but that "
+            "environment variable is not set on the worker: set it where the worker runs"
+        )
+    return key

@@ -1,0 +1,384 @@
+"""The built-in evaluator shared by every platform: replay eval records, checkpoint, score.
+
+Each eval record's logged request is replayed against the candidate with bounded concurrency;
+every reply is checkpointed to the artifact store as it completes, so an activity retried after a
+worker crash resumes where it stopped. Replies are then scored against the production model's
+logged answers. Results depend only on the replies, never on completion order or on resumption.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from flywheel.clients.artifacts import ArtifactStore, dumps_line, safe_path_part
+from flywheel.clients.llm import ChatClient
+from flywheel.config import EvaluationConfig
+from flywheel.errors import RemoteCallError
+from flywheel.platforms.base import StepContext
+from flywheel.schemas import EvalKind, EvalResult, StepStatus, WorkloadType, utcnow
+from flywheel.scoring.metrics import aggregate_scores, score_reply
+from flywheel.scoring.stats import percentile
+
+DEFAULT_MAX_TOKENS = 1024
+
+BuildRequest = Callable[[dict[str, Any], str, EvaluationConfig], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The candidate's answer to one eval record (or why there is none)."""
+
+    index: int
+    ok: bool
+    message: dict[str, Any] | None
+    finish_reason: str | None
+    tokens_in: int
+    tokens_out: int
+    latency_s: float
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict (one checkpoint line)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Reply:
+        """Inverse of :meth:`to_json`; tolerant of missing optional fields."""
+        return cls(
+            index=int(data["index"]),
+            ok=bool(data["ok"]),
+            message=data.get("message"),
+            finish_reason=data.get("finish_reason"),
+            tokens_in=int(data.get("tokens_in") or 0),
+            tokens_out=int(data.get("tokens_out") or 0),
+            latency_s=float(data.get("latency_s") or 0.0),
+            error=data.get("error"),
+        )
+
+    @classmethod
+    def failed(cls, index: int, error: str, latency_s: float = 0.0) -> Reply:
+        """A request that got no usable answer."""
+        return cls(index, False, None, None, 0, 0, latency_s, error)
+
+
+class Responder(Protocol):
+    """Answers chat requests: HTTP endpoints one by one (``batch_size`` 1, ``concurrency`` N);
+    a local model in batches (``batch_size`` B, ``concurrency`` 1)."""
+
+    batch_size: int
+    concurrency: int
+
+    async def answer(self, requests: list[tuple[int, dict[str, Any]]]) -> list[Reply]:
+        """One Reply per ``(index, chat request)``; failures are failed Replies, not errors."""
+        ...
+
+
+class HttpResponder:
+    """A :class:`Responder` over an OpenAI-compatible endpoint (one request per call)."""
+
+    batch_size = 1
+
+    def __init__(self, client: ChatClient, concurrency: int) -> None:
+        self.client = client
+        self.concurrency = max(1, concurrency)
+
+    async def answer(self, requests: list[tuple[int, dict[str, Any]]]) -> list[Reply]:
+        return [await self._one(index, payload) for index, payload in requests]
+
+    async def _one(self, index: int, payload: dict[str, Any]) -> Reply:
+        started = time.perf_counter()
+        try:
+            reply = await self.client.chat(payload)
+        except RemoteCallError as exc:
+            return Reply.failed(index, str(exc), time.perf_counter() - started)
+        return reply_from_response(index, reply.response, reply.latency_s)
+
+
+def reply_from_response(index: int, response: Mapping[str, Any], latency_s: float) -> Reply:
+    """A Reply from an OpenAI chat-completion body (failed when it holds no message)."""
+    choices = response.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, Mapping) else None
+    if not isinstance(message, dict):
+        return Reply.failed(index, "the response has no choices[0].message", latency_s)
+    usage = response.get("usage")
+    usage = usage if isinstance(usage, Mapping) else {}
+    return Reply(
+        index=index,
+        ok=True,
+        message=message,
+        finish_reason=choice.get("finish_reason") if isinstance(choice, Mapping) else None,
+        tokens_in=int(usage.get("prompt_tokens") or 0),
+        tokens_out=int(usage.get("completion_tokens") or 0),
+        latency_s=latency_s,
+        error=None,
+    )
+
+
+def build_chat_request(
+    record: Mapping[str, Any], model: str, config: EvaluationConfig
+) -> dict[str, Any]:
+    """The chat request replaying ``record``'s logged request against ``model``.
+
+    Keeps the logged ``tools`` and ``tool_choice`` (never forces ``"required"``: the candidate
+    must also decide *when* to call a tool); sampling settings come from ``config`` first.
+    """
+    logged = record.get("request") or {}
+    payload: dict[str, Any] = {"model": model, "messages": logged.get("messages") or []}
+    tools = logged.get("tools")
+    if tools:
+        payload["tools"] = tools
+        if logged.get("tool_choice") is not None:
+            payload["tool_choice"] = logged["tool_choice"]
+    temperature = (
+        config.temperature if config.temperature is not None else logged.get("temperature")
+    )
+    if temperature is not None:
+        payload["temperature"] = temperature
+    payload["max_tokens"] = (
+        config.max_tokens
+        or logged.get("max_tokens")
+        or logged.get("max_completion_tokens")
+        or DEFAULT_MAX_TOKENS
+    )
+    return payload
+
+
+def checkpoint_prefix(run_id: str, candidate: str, kind: EvalKind | str) -> str:
+    """Where the replies of one evaluation are checkpointed in the artifact store."""
+    kind_name = kind.value if isinstance(kind, EvalKind) else str(kind)
+    return (
+        f"runs/{safe_path_part(run_id)}/{safe_path_part(candidate)}/"
+        f"{safe_path_part(kind_name)}/replies"
+    )
+
+
+class EvalCheckpoint:
+    """Replies persisted in numbered JSONL chunks ``{prefix}/chunk-{n:06d}.jsonl``.
+
+    Chunks are only ever added, never rewritten; on load a later chunk wins for the same index
+    (a request that failed before and succeeded on resumption).
+    """
+
+    def __init__(self, artifacts: ArtifactStore, prefix: str) -> None:
+        self.artifacts = artifacts
+        self.prefix = prefix.strip("/")
+        self._next: int | None = None
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> dict[int, Reply]:
+        """Every checkpointed reply, by record index."""
+        replies: dict[int, Reply] = {}
+        last = -1
+        for number, path in await self._chunks():
+            last = max(last, number)
+            for line in await self.artifacts.read_jsonl(path):
+                reply = Reply.from_json(line)
+                replies[reply.index] = reply
+        self._next = last + 1
+        return replies
+
+    async def append(self, replies: Sequence[Reply]) -> None:
+        """Write ``replies`` as the next chunk (nothing when empty)."""
+        if not replies:
+            return
+        async with self._lock:
+            if self._next is None:
+                chunks = await self._chunks()
+                self._next = chunks[-1][0] + 1 if chunks else 0
+            path = f"{self.prefix}/chunk-{self._next:06d}.jsonl"
+            data = b"".join(dumps_line(r.to_json()) + b"\n" for r in replies)
+            await self.artifacts.write_bytes(path, data)
+            self._next += 1
+
+    async def _chunks(self) -> list[tuple[int, str]]:
+        found = []
+        for path in await self.artifacts.list(self.prefix):
+            name = path.rsplit("/", 1)[-1]
+            if name.startswith("chunk-") and name.endswith(".jsonl"):
+                number = name[len("chunk-") : -len(".jsonl")]
+                if number.isdigit():
+                    found.append((int(number), path))
+        return sorted(found)
+
+
+class _Progress:
+    """Replies gathered during one evaluation, checkpointed in chunks of ``every``."""
+
+    def __init__(
+        self,
+        replies: dict[int, Reply],
+        total: int,
+        checkpoint: EvalCheckpoint,
+        every: int,
+        heartbeat: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.replies = replies
+        self.total = total
+        self.checkpoint = checkpoint
+        self.every = max(1, every)
+        self.heartbeat = heartbeat
+        self.buffer: list[Reply] = []
+        self.checkpointed = len(replies)
+        self.failed = sum(1 for r in replies.values() if not r.ok)
+        self._writes: set[asyncio.Future[None]] = set()
+
+    def details(self) -> dict[str, int]:
+        return {
+            "done": len(self.replies),
+            "total": self.total,
+            "failed": self.failed,
+            "checkpointed": self.checkpointed,
+        }
+
+    async def add(self, reply: Reply) -> None:
+        """Record one completed reply; write a chunk when ``every`` are buffered; heartbeat."""
+        previous = self.replies.get(reply.index)
+        self.failed += (not reply.ok) - (previous is not None and not previous.ok)
+        self.replies[reply.index] = reply
+        self.buffer.append(reply)
+        if len(self.buffer) >= self.every:
+            await self.flush()
+        self.heartbeat(self.details())
+
+    async def flush(self) -> None:
+        """Write the buffered replies as one chunk.
+
+        The write is shielded: a worker cancelled mid-write leaves it running to completion, so
+        a chunk is never half-counted and chunk numbers are never reused.
+        """
+        chunk, self.buffer = self.buffer, []
+        if chunk:
+            task = asyncio.ensure_future(self._write(chunk))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+            await asyncio.shield(task)
+
+    async def drain(self) -> None:
+        """Wait for chunk writes in flight, then write whatever is still buffered."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+        await self.flush()
+
+    async def _write(self, chunk: list[Reply]) -> None:
+        await self.checkpoint.append(chunk)
+        self.checkpointed += len(chunk)
+
+
+async def run_evaluation(
+    *,
+    records: list[dict[str, Any]],
+    responder: Responder,
+    checkpoint: EvalCheckpoint,
+    kind: EvalKind,
+    workload_type: WorkloadType,
+    model: str,
+    config: EvaluationConfig,
+    ctx: StepContext,
+    build_request: BuildRequest = build_chat_request,
+) -> EvalResult:
+    """Replay ``records`` through ``responder`` (resuming from ``checkpoint``) and score them.
+
+    Only records without a successful checkpointed reply are requested. If the heartbeat raises
+    (cancellation) or the task is cancelled, workers stop, the replies so far are checkpointed
+    and the exception propagates.
+    """
+    started_at = utcnow()
+    total = len(records)
+    loaded = await checkpoint.load()
+    done = {i: r for i, r in loaded.items() if r.ok and 0 <= i < total}
+    pending = [i for i in range(total) if i not in done]
+    progress = _Progress(done, total, checkpoint, config.checkpoint_every, ctx.heartbeat)
+    ctx.heartbeat(progress.details())
+
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in pending:
+        queue.put_nowait(index)
+
+    async def worker() -> None:
+        while not queue.empty():
+            batch: list[int] = []
+            while len(batch) < max(1, responder.batch_size) and not queue.empty():
+                batch.append(queue.get_nowait())
+            requests = [(i, build_request(records[i], model, config)) for i in batch]
+            answered = {r.index: r for r in await responder.answer(requests)}
+            for index in batch:
+                reply = answered.get(index) or Reply.failed(index, "the responder gave no reply")
+                await progress.add(reply)
+
+    n_workers = min(max(1, responder.concurrency), len(pending))
+    tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await progress.drain()
+        raise
+    await progress.drain()
+    ctx.heartbeat(progress.details())
+
+    return _score(
+        records=records,
+        replies=[progress.replies[i] for i in range(total)],
+        kind=kind,
+        workload_type=workload_type,
+        model=model,
+        config=config,
+        started_at=started_at,
+    )
+
+
+def _expected_message(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The production model's logged answer: ``response.choices[0].message``."""
+    choices = (record.get("response") or {}).get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+        message = choices[0].get("message")
+        return message if isinstance(message, Mapping) else None
+    return None
+
+
+def _score(
+    *,
+    records: list[dict[str, Any]],
+    replies: list[Reply],
+    kind: EvalKind,
+    workload_type: WorkloadType,
+    model: str,
+    config: EvaluationConfig,
+    started_at: datetime,
+) -> EvalResult:
+    """Metrics, latency and token totals over index-ordered replies."""
+    ok = [r for r in replies if r.ok]
+    failed = [r for r in replies if not r.ok]
+    rows = [score_reply(workload_type, _expected_message(records[r.index]), r.message) for r in ok]
+    n_total = len(replies)
+    status, error = StepStatus.COMPLETED, None
+    if n_total == 0:
+        status, error = StepStatus.FAILED, "the eval dataset has no records"
+    elif failed and (len(failed) / n_total > config.max_failure_rate or not ok):
+        status = StepStatus.FAILED
+        error = f"{len(failed)} of {n_total} requests failed (first error: {failed[0].error})"
+    latencies = [r.latency_s for r in ok]
+    return EvalResult(
+        kind=kind,
+        status=status,
+        model=model,
+        metrics=aggregate_scores(rows),
+        n_total=n_total,
+        n_scored=len(rows),
+        n_failed=len(failed),
+        latency_p50_s=percentile(latencies, 50),
+        latency_p95_s=percentile(latencies, 95),
+        tokens_in=sum(r.tokens_in for r in replies),
+        tokens_out=sum(r.tokens_out for r in replies),
+        error=error,
+        started_at=started_at,
+        finished_at=utcnow(),
+    )

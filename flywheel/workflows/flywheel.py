@@ -1,0 +1,242 @@
+"""FlywheelWorkflow: one flywheel run for one workload.
+
+resolve config ─► prepare_datasets ─► CandidateWorkflow × N (at most max_parallel_candidates at
+a time) ─► record results. The run fails only when its datasets cannot be built or no candidate
+could be evaluated; a failing candidate is recorded with its error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from flywheel.activities import names
+    from flywheel.schemas import (
+        Candidate,
+        CandidateInput,
+        CandidateProgress,
+        CandidateResult,
+        DatasetBundle,
+        FlywheelRunInput,
+        FlywheelRunResult,
+        PrepareDatasetsInput,
+        ResolveConfigInput,
+        RunConfig,
+        RunProgress,
+        RunStatus,
+        StepStatus,
+    )
+    from flywheel.workflows.candidate import CandidateWorkflow
+    from flywheel.workflows.errors import failure_message
+    from flywheel.workflows.options import BOOTSTRAP_RETRY, BOOTSTRAP_TIMEOUT, retry_policy, seconds
+
+
+@workflow.defn(name="FlywheelWorkflow")
+class FlywheelWorkflow:
+    def __init__(self) -> None:
+        self._result: FlywheelRunResult | None = None
+        self._stage_name = "starting"
+        self._candidates: dict[str, CandidateProgress] = {}
+
+    @workflow.run
+    async def run(self, request: FlywheelRunInput) -> FlywheelRunResult:
+        self._result = FlywheelRunResult(
+            run_id=workflow.info().workflow_id,
+            workload_id=request.workload_id,
+            client_id=request.client_id,
+            status=RunStatus.RUNNING,
+            started_at=workflow.now(),
+            input=request,
+        )
+        try:
+            self._stage("resolving configuration")
+            config: RunConfig = await workflow.execute_activity(
+                names.RESOLVE_RUN_CONFIG,
+                ResolveConfigInput(
+                    config_overrides=request.config_overrides, candidates=request.candidates
+                ),
+                result_type=RunConfig,
+                start_to_close_timeout=BOOTSTRAP_TIMEOUT,
+                retry_policy=BOOTSTRAP_RETRY,
+                summary="resolve the run's configuration",
+            )
+            self._result.config = config
+            self._candidates = {c.name: CandidateProgress(name=c.name) for c in config.candidates}
+            await self._record()
+
+            self._stage("preparing datasets")
+            datasets: DatasetBundle = await workflow.execute_activity(
+                names.PREPARE_DATASETS,
+                PrepareDatasetsInput(
+                    run_id=self._result.run_id,
+                    workload_id=request.workload_id,
+                    client_id=request.client_id,
+                    config=config,
+                ),
+                result_type=DatasetBundle,
+                start_to_close_timeout=seconds(config.timeouts.datasets_timeout_s),
+                heartbeat_timeout=seconds(config.timeouts.heartbeat_timeout_s),
+                retry_policy=retry_policy(config.timeouts),
+                summary=f"curate the logs of {request.workload_id}",
+            )
+            self._result.datasets = datasets
+            await self._record()
+
+            self._stage(f"evaluating {len(config.candidates)} candidate(s)")
+            await self._run_candidates(config, datasets)
+
+            if not any(c.status == StepStatus.COMPLETED for c in self._result.candidates):
+                errors = "; ".join(f"{c.name}: {c.error}" for c in self._result.candidates)
+                raise ApplicationError(
+                    f"no candidate could be evaluated ({errors})", type="NoCandidateEvaluated"
+                )
+        except asyncio.CancelledError:
+            await self._finish(RunStatus.CANCELLED, "cancelled")
+            raise
+        except (ActivityError, ApplicationError) as exc:
+            message = failure_message(exc)
+            await self._finish(RunStatus.FAILED, message)
+            raise ApplicationError(message, type="FlywheelRunFailed", non_retryable=True) from exc
+        await self._finish(RunStatus.COMPLETED, None)
+        return self._result
+
+    @workflow.query
+    def progress(self) -> RunProgress | None:
+        if self._result is None:
+            return None
+        return RunProgress(
+            run_id=self._result.run_id,
+            workload_id=self._result.workload_id,
+            status=self._result.status,
+            stage=self._stage_name,
+            started_at=self._result.started_at,
+            datasets=self._result.datasets.report if self._result.datasets else None,
+            candidates=list(self._candidates.values()),
+            error=self._result.error,
+        )
+
+    @workflow.query
+    def result(self) -> FlywheelRunResult | None:
+        """The run's results so far (complete once the workflow has finished)."""
+        return self._result
+
+    # --- candidates ---
+
+    async def _run_candidates(self, config: RunConfig, datasets: DatasetBundle) -> None:
+        slots = asyncio.Semaphore(config.max_parallel_candidates)
+        tasks = [
+            asyncio.create_task(self._run_candidate(slots, candidate, config, datasets))
+            for candidate in config.candidates
+        ]
+        try:
+            await workflow.wait(tasks)
+        except asyncio.CancelledError:
+            # Cancel every candidate and wait for their teardown before the run ends.
+            for task in tasks:
+                task.cancel()
+            await workflow.wait(tasks)
+            raise
+        for task in tasks:
+            task.result()  # surface unexpected bugs; candidate failures are already recorded
+
+    async def _run_candidate(
+        self,
+        slots: asyncio.Semaphore,
+        candidate: Candidate,
+        config: RunConfig,
+        datasets: DatasetBundle,
+    ) -> None:
+        assert self._result is not None
+        progress = self._candidates[candidate.name]
+        try:
+            async with slots:
+                progress.status = StepStatus.RUNNING
+                progress.stage = "running"
+                result: CandidateResult = await workflow.execute_child_workflow(
+                    CandidateWorkflow.run,
+                    CandidateInput(
+                        run_id=self._result.run_id,
+                        candidate=candidate,
+                        config=config,
+                        datasets=datasets,
+                    ),
+                    id=f"{self._result.run_id}/{candidate.name}",
+                    result_type=CandidateResult,
+                    parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+                    cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    static_summary=(
+                        f"{candidate.name} ({candidate.model}) on {candidate.platform.value}"
+                    ),
+                )
+        except asyncio.CancelledError:
+            self._set_candidate(self._candidate_stub(candidate, StepStatus.CANCELLED, "cancelled"))
+            raise
+        except ChildWorkflowError as exc:
+            status = (
+                StepStatus.CANCELLED if isinstance(exc.cause, CancelledError) else StepStatus.FAILED
+            )
+            result = self._candidate_stub(candidate, status, failure_message(exc))
+        self._set_candidate(result)
+        await self._record()
+
+    def _candidate_stub(
+        self, candidate: Candidate, status: StepStatus, error: str
+    ) -> CandidateResult:
+        return CandidateResult(
+            name=candidate.name,
+            model=candidate.model,
+            platform=candidate.platform,
+            status=status,
+            error=error,
+            finished_at=workflow.now(),
+        )
+
+    def _set_candidate(self, result: CandidateResult) -> None:
+        assert self._result is not None
+        results = [c for c in self._result.candidates if c.name != result.name] + [result]
+        assert self._result.config is not None
+        order = [c.name for c in self._result.config.candidates]
+        results.sort(key=lambda c: order.index(c.name) if c.name in order else len(order))
+        self._result.candidates = results
+        progress = self._candidates.get(result.name)
+        if progress is not None:
+            progress.status = result.status
+            progress.stage = "done"
+            progress.error = result.error
+            progress.customization = result.customization.status if result.customization else None
+
+    # --- bookkeeping ---
+
+    def _stage(self, stage: str) -> None:
+        self._stage_name = stage
+        workflow.set_current_details(f"Stage: {stage}")
+
+    async def _finish(self, status: RunStatus, error: str | None) -> None:
+        assert self._result is not None
+        self._result.status = status
+        self._result.error = error
+        self._result.finished_at = workflow.now()
+        self._stage(status.value)
+        await self._record()
+
+    async def _record(self) -> None:
+        """Save the current snapshot; a newer revision always wins in the store."""
+        assert self._result is not None
+        self._result.revision += 1
+        snapshot: Any = self._result.model_copy(deep=True)
+        await workflow.execute_activity(
+            names.RECORD_RUN,
+            snapshot,
+            start_to_close_timeout=BOOTSTRAP_TIMEOUT,
+            retry_policy=BOOTSTRAP_RETRY,
+            summary=f"record results ({self._result.status.value})",
+        )

@@ -1,0 +1,122 @@
+"""kill -9 of the worker process mid-evaluation: a new worker finishes the run, the evaluation
+resumes from its checkpoint, and the results are those of an uninterrupted run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from temporalio.testing import WorkflowEnvironment
+
+from flywheel.api import FlywheelClient
+from flywheel.clients.artifacts import ArtifactStore
+from flywheel.sample_data import generate_customer_service_logs
+from flywheel.schemas import EvalKind, RunStatus, StepStatus
+from tests.support.flywheel_env import activity_attempts, load_records
+from tests.support.openai_server import ScriptedOpenAIServer
+from tests.support.scripts import build_script, expected_accuracy, last_user_message
+
+pytestmark = pytest.mark.slow
+
+WORKLOAD = "crash-test"
+EVAL_SIZE = 40
+CONCURRENCY = 2
+CHECKPOINT_EVERY = 4
+FLYWHEEL = Path(sys.executable).parent / "flywheel"
+
+
+def _start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(FLYWHEEL), "--config", str(config), "worker"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def test_worker_killed_mid_evaluation_resumes_from_checkpoint(
+    dev_env: WorkflowEnvironment, settings_for, tmp_path: Path
+) -> None:
+    logs = generate_customer_service_logs(200, seed=5, workload_id=WORKLOAD)
+    script, categories = build_script(logs)
+    with ScriptedOpenAIServer(script, delay_s=0.1) as server:
+        overrides = {
+            "candidates": [{"name": "small", "model": "small-1b", "base_url": server.base_url}],
+            "data_split_config": {"eval_size": EVAL_SIZE},
+            "icl_config": {"max_examples": 0},
+            "evaluation": {"concurrency": CONCURRENCY, "checkpoint_every": CHECKPOINT_EVERY},
+            "timeouts": {"heartbeat_timeout_s": 2.0},
+        }
+        settings = settings_for(dev_env.client.service_client.config.target_host, **overrides)
+        await load_records(settings, logs)
+        config = tmp_path / "flywheel.yaml"
+        config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
+
+        fw = FlywheelClient(dev_env.client, settings)
+        first = _start_worker(config, tmp_path / "worker-1.log")
+        second: subprocess.Popen[bytes] | None = None
+        try:
+            run_id = await fw.start_run(WORKLOAD)
+            for _ in range(600):
+                if server.count(status=200) >= 14:
+                    break
+                await asyncio.sleep(0.02)
+            assert server.count(status=200) >= 14, (tmp_path / "worker-1.log").read_text()
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+            served_before_kill = server.keys()
+
+            second = _start_worker(config, tmp_path / "worker-2.log")
+            result = await asyncio.wait_for(fw.wait(run_id), timeout=120)
+        finally:
+            _stop(first)
+            if second is not None:
+                _stop(second)
+            await fw.aclose()
+
+    assert result.status == RunStatus.COMPLETED, result.error
+    base = result.candidates[0].eval(EvalKind.BASE)
+    assert base is not None and base.status == StepStatus.COMPLETED
+    assert (base.n_total, base.n_scored, base.n_failed) == (EVAL_SIZE, EVAL_SIZE, 0)
+
+    # Same results as an uninterrupted run: the scores the script must produce.
+    assert result.datasets is not None
+    eval_records = await ArtifactStore(settings.artifact_store_uri).read_dataset(
+        result.datasets.eval
+    )
+    name_acc, args_acc = expected_accuracy(eval_records, categories)
+    assert base.metrics["function_name_accuracy"] == pytest.approx(name_acc)
+    assert base.metrics["function_name_and_args_accuracy"] == pytest.approx(args_acc)
+
+    # Resumed, not restarted: every eval prompt was answered, and only the replies that were
+    # not yet checkpointed when the worker died were requested a second time.
+    requests = Counter(server.keys())
+    assert set(requests) == {last_user_message(r) for r in eval_records}
+    repeated = [key for key, count in requests.items() if count > 1]
+    assert all(count <= 2 for count in requests.values())
+    assert len(repeated) <= CHECKPOINT_EVERY + CONCURRENCY
+    kept = len(served_before_kill) - len(repeated)
+    assert kept >= len(served_before_kill) - CHECKPOINT_EVERY - CONCURRENCY >= 8
+    assert sum(requests.values()) < 2 * EVAL_SIZE
+
+    child = dev_env.client.get_workflow_handle(f"{run_id}/small")
+    assert await activity_attempts(child, "evaluate_candidate") in ([1, 2], [2])
