@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from flywheel.errors import ConfigError
 
@@ -385,6 +386,19 @@ def candidate_from_nim(nim: NIMConfig) -> Candidate:
 
 # --- settings --------------------------------------------------------------------------------
 
+_YAML_DATA: ContextVar[dict[str, Any] | None] = ContextVar("flywheel_yaml_data", default=None)
+"""The parsed YAML file while :func:`load_settings` builds a Settings (a source below env)."""
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """The config file's values, as a settings source ranked below the environment."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return (_YAML_DATA.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_YAML_DATA.get() or {})
+
 
 class Settings(BaseSettings):
     """All settings of a worker or CLI process."""
@@ -421,21 +435,19 @@ class Settings(BaseSettings):
     def settings_customise_sources(  # type: ignore[override]
         cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
     ):
-        # The YAML file arrives as init kwargs; the environment overrides it.
-        return (env_settings, init_settings)
+        # Settings given in code (CLI options) > environment > the YAML file > defaults.
+        return (init_settings, env_settings, _YamlFileSource(settings_cls))
 
     @model_validator(mode="after")
     def _fill_store_defaults(self) -> Settings:
-        data_dir = self.data_dir.expanduser()
+        data_dir = self.data_dir.expanduser().resolve()
         object.__setattr__(self, "data_dir", data_dir)
         if self.log_store_url is None:
             object.__setattr__(self, "log_store_url", f"sqlite:///{data_dir / 'flywheel.db'}")
         if self.result_store_url is None:
             object.__setattr__(self, "result_store_url", f"sqlite:///{data_dir / 'flywheel.db'}")
         if self.artifact_store_uri is None:
-            object.__setattr__(
-                self, "artifact_store_uri", (data_dir.resolve() / "artifacts").as_uri()
-            )
+            object.__setattr__(self, "artifact_store_uri", (data_dir / "artifacts").as_uri())
         return self
 
     def run_config(self, overrides: Mapping[str, Any] | None = None) -> RunConfig:
@@ -451,6 +463,8 @@ class Settings(BaseSettings):
                 f"(allowed: {', '.join(sorted(RUN_OVERRIDABLE_KEYS))})"
             )
         base = self.model_dump(mode="json", include=set(RUN_OVERRIDABLE_KEYS) | {"nmp_config"})
+        if "candidates" in overrides and "nims" not in overrides:
+            base["nims"] = []  # a run's own candidate list replaces every configured one
         merged = deep_merge(base, overrides)
         try:
             nims = [NIMConfig.model_validate(n) for n in merged.pop("nims", None) or []]
@@ -548,6 +562,8 @@ def read_yaml_file(path: Path) -> dict[str, Any]:
         text = path.expanduser().read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
@@ -579,14 +595,15 @@ def find_config_file(explicit: Path | None = None) -> Path | None:
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings from the YAML file (see :func:`find_config_file`) and the environment.
 
-    ``overrides`` are settings given in code (tests, the CLI's ``--data-dir``); they win over the
-    file but not over the environment.
+    ``overrides`` are settings given in code (tests, the CLI's ``--data-dir``); they win over
+    both the environment and the file.
     """
     path = find_config_file(config_file)
-    data = read_yaml_file(path) if path is not None else {}
-    data = deep_merge(data, overrides)
+    token = _YAML_DATA.set(read_yaml_file(path) if path is not None else {})
     try:
-        return Settings(**data)
+        return Settings(**overrides)
     except ValidationError as exc:
         where = f"invalid configuration in {path}" if path else "invalid configuration"
         raise ConfigError(format_validation_error(exc, prefix=where)) from None
+    finally:
+        _YAML_DATA.reset(token)

@@ -112,7 +112,11 @@ class DevServer:
             )
         finally:
             log.close()
-        await self._wait_ready(timeout_s)
+        try:
+            await self._wait_ready(timeout_s)
+        except BaseException:
+            await self.stop()  # interrupted or failed while starting: leave nothing behind
+            raise
 
     async def _wait_ready(self, timeout_s: float) -> None:
         loop = asyncio.get_running_loop()

@@ -105,6 +105,14 @@ def dev(
         try:
             console.print(f"Temporal dev server at {server.address} (data in {server.db_file})")
             console.print(f"Web UI: [bold]{server.ui_url}[/bold]")
+            if server.address != settings.temporal.address:
+                console.print(
+                    "other commands reach this server with: export "
+                    f"FLYWHEEL_TEMPORAL__ADDRESS={server.address} "
+                    f"FLYWHEEL_TEMPORAL__UI_URL={server.ui_url}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             if worker:
                 console.print(
                     f"worker on task queue {settings.temporal.task_queue!r}; Ctrl-C stops"
@@ -422,7 +430,7 @@ def config_show(
         "result_store_url": settings.result_store_url,
         "artifact_store_uri": settings.artifact_store_uri,
     }
-    console.print(yaml.safe_dump({**stores, **snapshot}, sort_keys=False), highlight=False)
+    typer.echo(yaml.safe_dump({**stores, **snapshot}, sort_keys=False), nl=False)
 
 
 @config_app.command("check")
@@ -438,7 +446,19 @@ def config_check(ctx: typer.Context) -> None:
 
 
 def main() -> None:
-    app()
+    """Entry point. Exits through ``os._exit`` once output is flushed: the Temporal SDK's
+    background threads can otherwise abort the interpreter while it shuts down."""
+    import os
+    import sys
+
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

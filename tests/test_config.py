@@ -172,16 +172,23 @@ def test_environment_overrides_the_file_key_by_key(
     assert settings.temporal.address == "temporal.test:7233"
 
 
-def test_environment_overrides_settings_given_in_code(
+def test_settings_given_in_code_override_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FLYWHEEL_DATA_SPLIT_CONFIG__EVAL_SIZE", "42")
+    monkeypatch.setenv("FLYWHEEL_DATA_SPLIT_CONFIG__MIN_TOTAL_RECORDS", "60")
     settings = settings_from(
         tmp_path, {"data_split_config": SPLIT}, data_split_config={"eval_size": 7, "limit": 500}
     )
     split = settings.data_split_config
-    # Code overrides win over the file (limit), the environment wins over both (eval_size).
-    assert (split.eval_size, split.limit, split.val_ratio) == (42, 500, 0.2)
+    # Code (CLI options) wins over the environment (eval_size), which wins over the file
+    # (min_total_records); the file's other values stay (val_ratio).
+    assert (split.eval_size, split.limit, split.min_total_records, split.val_ratio) == (
+        7,
+        500,
+        60,
+        0.2,
+    )
 
 
 def test_per_run_override_keeps_the_files_other_values(
@@ -213,11 +220,6 @@ def test_per_run_candidates_replace_the_configured_list(tmp_path: Path) -> None:
     assert [c.name for c in settings.run_config(override).candidates] == ["c"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a per-run `candidates` override (what `flywheel run --endpoint` sends) keeps the "
-    "candidates derived from the file's `nims`",
-)
 def test_per_run_candidates_replace_the_nims_of_the_file() -> None:
     settings = load_settings(BLUEPRINT_CONFIG)
     override = {"candidates": [{"name": "c", "model": "model-c", "base_url": "http://c.test/v1"}]}
@@ -402,11 +404,6 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     assert f"cannot read config file {tmp_path}" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="bug: read_yaml_file lets UnicodeDecodeError escape (the CLI prints a traceback)",
-)
 def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes("# café\ndata_split_config: {eval_size: 5}\n".encode("latin-1"))
@@ -568,9 +565,10 @@ def test_store_defaults_follow_data_dir_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FLYWHEEL_DATA_DIR", str(tmp_path / "env-dir"))
-    settings = load_settings(data_dir=tmp_path / "code-dir")
+    settings = load_settings()
     assert settings.data_dir == tmp_path / "env-dir"
     assert settings.log_store_url == f"sqlite:///{tmp_path}/env-dir/flywheel.db"
+    assert load_settings(data_dir=tmp_path / "code-dir").data_dir == tmp_path / "code-dir"
 
 
 def test_explicit_store_urls_are_kept(tmp_path: Path) -> None:
@@ -594,11 +592,6 @@ def test_home_in_data_dir_is_expanded(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert settings.log_store_url == f"sqlite:///{tmp_path}/fw/flywheel.db"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rough edge: a relative data_dir gives a cwd-relative log store URL but an absolute "
-    "artifact URI",
-)
 def test_relative_data_dir_gives_absolute_store_urls(tmp_path: Path) -> None:
     settings = load_settings(data_dir=Path("rel"))
     assert settings.log_store_url == f"sqlite:///{tmp_path}/rel/flywheel.db"

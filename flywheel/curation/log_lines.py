@@ -148,4 +148,6 @@ def _type_name(value: Any) -> str:
         return "null"
     if isinstance(value, dict):
         return "object"
+    if isinstance(value, list):
+        return "array"
     return type(value).__name__

@@ -46,9 +46,9 @@ MIXED_LINES = [
 MIXED_REJECTIONS = [
     Rejection(2, "bad JSON: unexpected end of data at column 35"),
     Rejection(5, "missing field: request"),
-    Rejection(6, "wrong type: timestamp must be epoch seconds or an ISO 8601 string (got list)"),
+    Rejection(6, "wrong type: timestamp must be epoch seconds or an ISO 8601 string (got array)"),
     Rejection(7, "not UTF-8: invalid byte 0xe9 at byte 19"),
-    Rejection(9, "not a JSON object (got list)"),
+    Rejection(9, "not a JSON object (got array)"),
     Rejection(10, "wrong type: request.messages must be a list (got str)"),
     Rejection(11, "missing field: client_id"),
 ]

@@ -89,7 +89,7 @@ def test_byte_order_mark_is_ignored() -> None:
         (b'{"a": 1} {"b": 2}', "bad JSON: unexpected content after document at column 10"),
         (b"[1,]", "bad JSON: trailing comma is not allowed at column 3"),
         (b"NaN", "bad JSON: unexpected character, expected a JSON value at column 1"),
-        (b"[1, 2]", "not a JSON object (got list)"),
+        (b"[1, 2]", "not a JSON object (got array)"),
         (b'"text"', "not a JSON object (got str)"),
         (b"42", "not a JSON object (got int)"),
         (b"null", "not a JSON object (got null)"),
@@ -122,11 +122,11 @@ def test_missing_fields(fields: dict[str, object], reason: str) -> None:
     ("fields", "reason"),
     [
         ({"workload_id": 5}, "wrong type: workload_id must be a string (got int)"),
-        ({"client_id": ["a"]}, "wrong type: client_id must be a string (got list)"),
+        ({"client_id": ["a"]}, "wrong type: client_id must be a string (got array)"),
         ({"workload_id": ""}, "bad value: workload_id is empty"),
         (
             {"timestamp": [1]},
-            "wrong type: timestamp must be epoch seconds or an ISO 8601 string (got list)",
+            "wrong type: timestamp must be epoch seconds or an ISO 8601 string (got array)",
         ),
         (
             {"timestamp": True},
@@ -142,7 +142,7 @@ def test_missing_fields(fields: dict[str, object], reason: str) -> None:
         ),
         ({"timestamp": 1e300}, "bad value: timestamp is out of range (1e+300)"),
         ({"request": "hi"}, "wrong type: request must be an object (got str)"),
-        ({"response": []}, "wrong type: response must be an object (got list)"),
+        ({"response": []}, "wrong type: response must be an object (got array)"),
         ({"request": {"messages": "hi"}}, "wrong type: request.messages must be a list (got str)"),
         ({"response": {"choices": {}}}, "wrong type: response.choices must be a list (got object)"),
     ],
