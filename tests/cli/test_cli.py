@@ -689,6 +689,18 @@ async def test_run_end_to_end_through_the_cli(cli: Cli) -> None:
         status = await cli.run("status", run_id, "--json", env=env)
         assert json.loads(status.stdout)["run"]["status"] == "completed"
 
+        # The Web UI's server lists the run by its WorkloadId search attribute.
+        query = 'WorkloadId="customer-service"'
+        ui = await asyncio.to_thread(
+            httpx.get,
+            f"{dev.ui_url}/api/v1/namespaces/default/workflows",
+            params={"query": query},
+            timeout=10,
+        )
+        assert ui.status_code == 200
+        shown_ids = [e["execution"]["workflowId"] for e in ui.json()["executions"]]
+        assert shown_ids == [run_id]
+
         cancel = await cli.run("cancel", run_id, env=env)
         assert cancel.returncode == 1
         assert "has already ended (completed); nothing to cancel" in error_line(cancel)
