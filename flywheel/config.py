@@ -316,6 +316,9 @@ class WorkerConfig(_Section):
     max_concurrent_activities: int = Field(50, ge=1)
     max_concurrent_workflow_tasks: int = Field(50, ge=1)
     graceful_shutdown_s: float = Field(30.0, ge=0)
+    heartbeat_throttle_s: float = Field(
+        5.0, gt=0, description="at most this long between heartbeats sent to Temporal (progress)"
+    )
 
 
 # --- the effective configuration of one run --------------------------------------------------

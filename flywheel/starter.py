@@ -239,7 +239,7 @@ def run(
                 console.print(f"started run [bold]{run_id}[/bold]")
                 link = ui_link(settings, run_id)
                 if link:
-                    console.print(f"Web UI: {link}")
+                    console.print(f"Web UI: {link}", soft_wrap=True, highlight=False)
             if not wait:
                 console.print(f"follow it with `flywheel status {run_id}`")
                 return None

@@ -57,6 +57,8 @@ def build_worker(client: Client, settings: Settings, resources: WorkerResources)
         max_concurrent_activities=settings.worker.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker.graceful_shutdown_s),
+        max_heartbeat_throttle_interval=timedelta(seconds=settings.worker.heartbeat_throttle_s),
+        default_heartbeat_throttle_interval=timedelta(seconds=settings.worker.heartbeat_throttle_s),
     )
 
 

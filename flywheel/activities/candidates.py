@@ -35,7 +35,7 @@ class CandidateActivities:
     async def evaluate_candidate(self, request: EvaluateInput) -> EvalResult:
         """Score the candidate on an eval dataset; resumes from its checkpoint when retried."""
         platform = self._resources.platform(request.candidate.platform)
-        return await platform.evaluate(request, current_step_context())
+        return await platform.evaluate(request, current_step_context(kind=request.kind.value))
 
     @activity.defn(name=names.CUSTOMIZE_CANDIDATE)
     @translate_errors

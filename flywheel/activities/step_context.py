@@ -9,16 +9,20 @@ from temporalio import activity
 from flywheel.platforms.base import StepContext
 
 
-def current_step_context() -> StepContext:
-    """Heartbeat through Temporal; resume from the last heartbeat of a previous attempt."""
+def current_step_context(**labels: Any) -> StepContext:
+    """Heartbeat through Temporal; resume from the last heartbeat of a previous attempt.
+
+    ``labels`` (e.g. ``kind="base"``) are added to every heartbeat, so progress shown in the Web
+    UI and by ``flywheel status`` says which step it belongs to.
+    """
     info = activity.info()
     resume: dict[str, Any] = {}
     if info.heartbeat_details:
         last = info.heartbeat_details[-1]
         if isinstance(last, dict):
             resume = last
-    return StepContext(heartbeat=_heartbeat, resume=resume, attempt=info.attempt)
 
+    def heartbeat(details: dict[str, Any]) -> None:
+        activity.heartbeat({**labels, **details})
 
-def _heartbeat(details: dict[str, Any]) -> None:
-    activity.heartbeat(details)
+    return StepContext(heartbeat=heartbeat, resume=resume, attempt=info.attempt)

@@ -271,7 +271,10 @@ class FlywheelClient:
                     entry.update(decoded[-1])
             if pending.last_failure.message:
                 entry["last_failure"] = pending.last_failure.message
-            details[pending.activity_type.name] = entry
+            name = pending.activity_type.name
+            if "kind" in entry:
+                name = f"{name} ({entry.pop('kind')})"
+            details[name] = entry
         progress.detail = details
         return progress
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -14,6 +15,7 @@ from flywheel.clients.logstore import WorkloadSummary
 from flywheel.clients.logstore.loader import LoadReport
 from flywheel.schemas import (
     CurationReport,
+    EvalProgress,
     EvalResult,
     FlywheelRunResult,
     RunProgress,
@@ -183,38 +185,37 @@ def _short(text: str, limit: int) -> str:
 
 
 def progress_view(progress: RunProgress) -> RenderableType:
+    running = progress.status.value == "running"
     header = Text.assemble(
         ("Run ", "bold"),
         (progress.run_id, "bold cyan"),
         "  ",
         status_text(progress.status.value),
-        f"  stage: {progress.stage}  ({duration(progress.started_at, None)})",
+        f"  stage: {progress.stage}",
+        f"  ({duration(progress.started_at, None)})" if running else "",
     )
     parts: list[RenderableType] = [header]
     if progress.datasets:
         parts.append(Text(f"Datasets: {curation_line(progress.datasets)}"))
     if progress.candidates:
         table = Table()
-        table.add_column("candidate")
-        table.add_column("status")
-        table.add_column("stage")
-        table.add_column("evals")
-        table.add_column("customization")
-        table.add_column("activity")
+        for column in ("candidate", "status", "stage", "evaluations", "customization", "activity"):
+            table.add_column(column)
         for candidate in progress.candidates:
-            evals = ", ".join(
-                f"{kind.value} {p.status.value}" + (f" {p.done}/{p.total}" if p.total else "")
-                for kind, p in candidate.evals.items()
-            )
+            details = dict(candidate.detail)
+            evals = []
+            for kind, eval_progress in candidate.evals.items():
+                live = details.pop(f"evaluate_candidate ({kind.value})", None)
+                evals.append(_eval_progress(kind.value, eval_progress, live))
             activity = "; ".join(
                 f"{name}: " + ", ".join(f"{k}={v}" for k, v in detail.items())
-                for name, detail in candidate.detail.items()
+                for name, detail in details.items()
             )
             table.add_row(
                 candidate.name,
                 status_text(candidate.status.value),
                 candidate.stage,
-                evals,
+                "\n".join(evals),
                 candidate.customization.value if candidate.customization else "",
                 _short(activity, 80),
             )
@@ -222,6 +223,15 @@ def progress_view(progress: RunProgress) -> RenderableType:
     if progress.error:
         parts.append(Text(f"error: {progress.error}", style="red"))
     return Group(*parts)
+
+
+def _eval_progress(kind: str, progress: EvalProgress, live: dict[str, Any] | None) -> str:
+    """``base 12/60 (1 failed)`` from the latest heartbeat, else ``base completed 60/60``."""
+    if live and "done" in live and "total" in live:
+        failed = live.get("failed") or 0
+        return f"{kind} {live['done']}/{live['total']}" + (f" ({failed} failed)" if failed else "")
+    text = f"{kind} {progress.status.value}"
+    return text + (f" {progress.done}/{progress.total}" if progress.total else "")
 
 
 def runs_table(runs: Sequence[RunSummary]) -> Table:

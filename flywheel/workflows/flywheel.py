@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         CandidateProgress,
         CandidateResult,
         DatasetBundle,
+        EvalProgress,
         FlywheelRunInput,
         FlywheelRunResult,
         PrepareDatasetsInput,
@@ -213,6 +214,10 @@ class FlywheelWorkflow:
             progress.stage = "done"
             progress.error = result.error
             progress.customization = result.customization.status if result.customization else None
+            progress.evals = {
+                e.kind: EvalProgress(status=e.status, done=e.n_total, total=e.n_total)
+                for e in result.evals
+            }
 
     # --- bookkeeping ---
 

@@ -10,14 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.clients.results import (
-    ResultStore,
-    mongodb_database_from_url,
-    open_result_store,
-    redact_url,
-)
+from flywheel.clients.results import ResultStore, mongodb_database_from_url, open_result_store
 from flywheel.clients.results.mongodb import MongoResultStore
 from flywheel.clients.results.sqlite import SQLiteResultStore
+from flywheel.clients.urls import redact_url
 from flywheel.config import Candidate, Platform, RunConfig
 from flywheel.errors import ConfigError, ConnectionFailed
 from flywheel.schemas import (

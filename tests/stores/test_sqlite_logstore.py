@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from flywheel.clients.logstore import LogStore, WorkloadSummary, open_log_store
-from flywheel.clients.logstore.sqlite import SQLiteLogStore, sqlite_path_from_url
+from flywheel.clients.logstore.sqlite import SQLiteLogStore
 from flywheel.clients.results.sqlite import SQLiteResultStore
+from flywheel.clients.sqlite import sqlite_path_from_url
 from flywheel.errors import ConfigError, ConnectionFailed
 from flywheel.schemas import FlywheelRunResult, LogRecord, RunStatus
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from flywheel.clients.results import redact_url
+from flywheel.clients.urls import redact_url
 from flywheel.errors import ConfigError
 from flywheel.schemas import LogRecord
 
@@ -84,7 +84,8 @@ def open_log_store(url: str) -> LogStore:
     """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
-        from flywheel.clients.logstore.sqlite import SQLiteLogStore, sqlite_path_from_url
+        from flywheel.clients.logstore.sqlite import SQLiteLogStore
+        from flywheel.clients.sqlite import sqlite_path_from_url
 
         return SQLiteLogStore(sqlite_path_from_url(url, what="log store"))
     if scheme in ("http", "https"):

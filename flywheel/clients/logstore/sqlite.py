@@ -7,34 +7,22 @@ busy timeout, and WAL lets readers and one writer work at the same time.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import aiosqlite
 import orjson
 
 from flywheel.clients.logstore import WorkloadSummary
-from flywheel.errors import ConfigError, ConnectionFailed
+from flywheel.clients.sqlite import DEFAULT_BUSY_TIMEOUT_MS, LazySQLite
 from flywheel.schemas import LogRecord
 
-__all__ = [
-    "SQLiteLogStore",
-    "connect_sqlite",
-    "micros_to_datetime",
-    "sqlite_path_from_url",
-    "to_epoch_micros",
-]
-
-DEFAULT_BUSY_TIMEOUT_MS = 10_000
-"""How long a connection waits for another connection's write lock before failing."""
+__all__ = ["SQLiteLogStore", "micros_to_datetime", "to_epoch_micros"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_MEMORY = ":memory:"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_records (
@@ -49,61 +37,6 @@ CREATE INDEX IF NOT EXISTS log_records_by_client
 CREATE INDEX IF NOT EXISTS log_records_by_workload
     ON log_records (workload_id, ts DESC, id DESC);
 """
-
-
-def sqlite_path_from_url(url: str, *, what: str) -> Path | str:
-    """The file named by ``sqlite:///PATH`` (relative) or ``sqlite:////PATH`` (absolute).
-
-    ``~`` is expanded; ``sqlite:///:memory:`` gives a private in-memory database. ``what`` names
-    the store in the error message.
-    """
-    prefix = "sqlite:///"
-    if not url.lower().startswith(prefix):
-        raise ConfigError(
-            f"invalid {what} URL {url!r}: expected sqlite:///relative/path.db or "
-            "sqlite:////absolute/path.db"
-        )
-    raw = url[len(prefix) :].split("?", 1)[0]
-    if not raw or raw.endswith("/"):
-        raise ConfigError(f"invalid {what} URL {url!r}: it names no database file")
-    if raw == _MEMORY:
-        return _MEMORY
-    return Path(raw).expanduser()
-
-
-async def connect_sqlite(
-    path: Path | str, *, what: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
-) -> aiosqlite.Connection:
-    """Open ``path`` in autocommit mode with WAL and a busy timeout, creating parent folders.
-
-    Raises ConnectionFailed naming the file when it cannot be created or is not a database.
-    """
-    if isinstance(path, Path):
-        try:
-            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConnectionFailed(
-                f"cannot create the folder for the SQLite {what} {path}: {exc.strerror or exc}; "
-                "choose a writable location"
-            ) from None
-    try:
-        db = await aiosqlite.connect(str(path), isolation_level=None)
-    except sqlite3.Error as exc:
-        raise ConnectionFailed(
-            f"cannot open the SQLite {what} {path}: {exc}; check that the path is writable"
-        ) from None
-    try:
-        await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        if path != _MEMORY:
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA synchronous = NORMAL")
-    except sqlite3.Error as exc:
-        await db.close()
-        raise ConnectionFailed(
-            f"cannot use {path} as the SQLite {what}: {exc}; point the URL at a new file or an "
-            "existing flywheel database"
-        ) from None
-    return db
 
 
 def to_epoch_micros(value: datetime) -> int:
@@ -123,31 +56,10 @@ class SQLiteLogStore:
 
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
         self.path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._db: aiosqlite.Connection | None = None
-        self._open_lock = asyncio.Lock()
+        self._sqlite = LazySQLite(
+            path, what="log store", table="log", schema=_SCHEMA, busy_timeout_ms=busy_timeout_ms
+        )
         self._write_lock = asyncio.Lock()
-        self._closed = False
-
-    async def _conn(self) -> aiosqlite.Connection:
-        if self._db is not None:
-            return self._db
-        async with self._open_lock:
-            if self._closed:
-                raise ConnectionFailed(f"the SQLite log store {self.path} is closed")
-            if self._db is None:
-                db = await connect_sqlite(
-                    self.path, what="log store", busy_timeout_ms=self._busy_timeout_ms
-                )
-                try:
-                    await db.executescript(_SCHEMA)
-                except sqlite3.Error as exc:
-                    await db.close()
-                    raise ConnectionFailed(
-                        f"cannot create the log table in {self.path}: {exc}"
-                    ) from None
-                self._db = db
-            return self._db
 
     async def add(self, records: Sequence[LogRecord]) -> int:
         """Insert ``records`` in one transaction (all or none); return how many were inserted."""
@@ -157,7 +69,7 @@ class SQLiteLogStore:
             (r.workload_id, r.client_id, to_epoch_micros(r.timestamp), r.model_dump_json())
             for r in records
         ]
-        db = await self._conn()
+        db = await self._sqlite.connection()
         async with self._write_lock:
             await db.execute("BEGIN IMMEDIATE")
             try:
@@ -192,7 +104,7 @@ class SQLiteLogStore:
         next_sql = first_sql + "AND (ts, id) < (?, ?) "
         order = "ORDER BY ts DESC, id DESC LIMIT ?"
         cursor: tuple[int, int] | None = None
-        db = await self._conn()
+        db = await self._sqlite.connection()
         while remaining is None or remaining > 0:
             size = batch_size if remaining is None else min(batch_size, remaining)
             if cursor is None:
@@ -223,14 +135,14 @@ class SQLiteLogStore:
             clauses.append("client_id = ?")
             args.append(client_id)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        db = await self._conn()
+        db = await self._sqlite.connection()
         async with db.execute(f"SELECT COUNT(*) FROM log_records{where}", args) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
     async def workloads(self) -> list[WorkloadSummary]:
         """One summary per (workload_id, client_id), ordered by workload then client."""
-        db = await self._conn()
+        db = await self._sqlite.connection()
         sql = (
             "SELECT workload_id, client_id, COUNT(*), MIN(ts), MAX(ts) FROM log_records "
             "GROUP BY workload_id, client_id ORDER BY workload_id, client_id"
@@ -250,11 +162,7 @@ class SQLiteLogStore:
 
     async def aclose(self) -> None:
         """Close the connection (idempotent)."""
-        async with self._open_lock:
-            self._closed = True
-            db, self._db = self._db, None
-        if db is not None:
-            await db.close()
+        await self._sqlite.aclose()
 
     async def __aenter__(self) -> Self:
         return self

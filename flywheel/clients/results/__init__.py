@@ -6,13 +6,13 @@ the log store's file) or ``mongodb://…`` / ``mongodb+srv://…`` (collection `
 
 from __future__ import annotations
 
-import re
 from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import unquote
 
 from pydantic import ValidationError
 
+from flywheel.clients.urls import redact_url
 from flywheel.errors import ConfigError
 from flywheel.schemas import FlywheelRunResult, RunStatus
 
@@ -28,8 +28,6 @@ ACCEPTED_FORMS = (
     "sqlite:///relative/path.db, sqlite:////absolute/path.db, mongodb://host:27017/db "
     "or mongodb+srv://host/db"
 )
-
-_SECRET_PARAM = re.compile(r"(?i)([?&][^=&#]*(?:password|secret|token|key)[^=&#]*=)[^&#]*")
 
 
 class ResultStore(Protocol):
@@ -79,8 +77,8 @@ def open_result_store(url: str, *, mongodb_db: str = "flywheel") -> ResultStore:
     """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
-        from flywheel.clients.logstore.sqlite import sqlite_path_from_url
         from flywheel.clients.results.sqlite import SQLiteResultStore
+        from flywheel.clients.sqlite import sqlite_path_from_url
 
         return SQLiteResultStore(sqlite_path_from_url(url, what="result store"))
     if scheme in ("mongodb", "mongodb+srv"):
@@ -97,19 +95,6 @@ def mongodb_database_from_url(url: str) -> str | None:
     _hosts, slash, path = hosts_and_path.partition("/")
     name = unquote(path) if slash else ""
     return name or None
-
-
-def redact_url(url: str) -> str:
-    """``url`` safe to print: the password (and secret-looking query values) become ``***``."""
-    scheme, sep, rest = url.partition("://")
-    if sep:
-        before_query, query_sep, query = rest.partition("?")
-        userinfo, at, hosts_and_path = before_query.rpartition("@")
-        if at:
-            user, colon, _password = userinfo.partition(":")
-            rest = f"{user}{':***' if colon else ''}@{hosts_and_path}{query_sep}{query}"
-        url = f"{scheme}{sep}{rest}"
-    return _SECRET_PARAM.sub(r"\1***", url)
 
 
 def stored_run_unreadable(run_id: str, exc: ValidationError) -> str:

@@ -27,7 +27,8 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from flywheel.clients.results import redact_url, stored_run_unreadable
+from flywheel.clients.results import stored_run_unreadable
+from flywheel.clients.urls import redact_url
 from flywheel.errors import ConfigError, ConnectionFailed, FlywheelError, InvalidDataError
 from flywheel.schemas import FlywheelRunResult, RunStatus
 

@@ -6,19 +6,16 @@ upsert keeps the newest revision, so concurrent or retried saves can't roll a ru
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import aiosqlite
 from pydantic import ValidationError
 
-from flywheel.clients.logstore.sqlite import DEFAULT_BUSY_TIMEOUT_MS, connect_sqlite
 from flywheel.clients.results import stored_run_unreadable
-from flywheel.errors import ConnectionFailed, InvalidDataError
+from flywheel.clients.sqlite import DEFAULT_BUSY_TIMEOUT_MS, LazySQLite
+from flywheel.errors import InvalidDataError
 from flywheel.schemas import FlywheelRunResult, RunStatus
 
 __all__ = ["SQLiteResultStore", "sortable_utc"]
@@ -62,30 +59,13 @@ class SQLiteResultStore:
 
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
         self.path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._db: aiosqlite.Connection | None = None
-        self._open_lock = asyncio.Lock()
-        self._closed = False
-
-    async def _conn(self) -> aiosqlite.Connection:
-        if self._db is not None:
-            return self._db
-        async with self._open_lock:
-            if self._closed:
-                raise ConnectionFailed(f"the SQLite result store {self.path} is closed")
-            if self._db is None:
-                db = await connect_sqlite(
-                    self.path, what="result store", busy_timeout_ms=self._busy_timeout_ms
-                )
-                try:
-                    await db.executescript(_SCHEMA)
-                except sqlite3.Error as exc:
-                    await db.close()
-                    raise ConnectionFailed(
-                        f"cannot create the flywheel_runs table in {self.path}: {exc}"
-                    ) from None
-                self._db = db
-            return self._db
+        self._sqlite = LazySQLite(
+            path,
+            what="result store",
+            table="flywheel_runs",
+            schema=_SCHEMA,
+            busy_timeout_ms=busy_timeout_ms,
+        )
 
     async def save_run(self, run: FlywheelRunResult) -> bool:
         """Insert or replace the run's row unless the stored revision is higher."""
@@ -98,13 +78,13 @@ class SQLiteResultStore:
             run.revision,
             run.model_dump_json(),
         )
-        db = await self._conn()
+        db = await self._sqlite.connection()
         async with db.execute(_UPSERT, row) as cur:
             return cur.rowcount == 1
 
     async def get_run(self, run_id: str) -> FlywheelRunResult | None:
         """The stored snapshot of ``run_id``, or None."""
-        db = await self._conn()
+        db = await self._sqlite.connection()
         async with db.execute("SELECT doc FROM flywheel_runs WHERE run_id = ?", (run_id,)) as cur:
             row = await cur.fetchone()
         return None if row is None else _load(run_id, row[0])
@@ -132,24 +112,20 @@ class SQLiteResultStore:
             f"SELECT run_id, doc FROM flywheel_runs {where}"
             "ORDER BY started_at DESC, run_id DESC LIMIT ?"
         )
-        db = await self._conn()
+        db = await self._sqlite.connection()
         async with db.execute(sql, (*args, limit)) as cur:
             rows = await cur.fetchall()
         return [_load(run_id, doc) for run_id, doc in rows]
 
     async def delete_run(self, run_id: str) -> bool:
         """Delete ``run_id``; return whether it existed."""
-        db = await self._conn()
+        db = await self._sqlite.connection()
         async with db.execute("DELETE FROM flywheel_runs WHERE run_id = ?", (run_id,)) as cur:
             return cur.rowcount == 1
 
     async def aclose(self) -> None:
         """Close the connection (idempotent)."""
-        async with self._open_lock:
-            self._closed = True
-            db, self._db = self._db, None
-        if db is not None:
-            await db.close()
+        await self._sqlite.aclose()
 
     async def __aenter__(self) -> Self:
         return self
