@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import Any, Self
 
 from pydantic import BaseModel
@@ -24,6 +23,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from flywheel.clients.closing import AsyncClosing
 from flywheel.clients.results import ResultStore, open_result_store
 from flywheel.clients.temporal import WORKLOAD_ID, connect, run_search_attributes
 from flywheel.config import Settings
@@ -61,7 +61,7 @@ def candidate_workflow_id(run_id: str, candidate: str) -> str:
     return f"{run_id}/{candidate}"
 
 
-class FlywheelClient:
+class FlywheelClient(AsyncClosing):
     """A connection to Temporal (and the result store) for one settings file."""
 
     def __init__(self, client: Client, settings: Settings) -> None:
@@ -72,17 +72,6 @@ class FlywheelClient:
     @classmethod
     async def connect(cls, settings: Settings) -> Self:
         return cls(await connect(settings.temporal), settings)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         if self._results is not None:

@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from types import TracebackType
 from typing import Any
 
 import httpx
 import orjson
 
+from flywheel.clients.closing import AsyncClosing
 from flywheel.errors import ConfigError, RemoteCallError
 
 _RETRYABLE_STATUS = frozenset({408, 429})
@@ -79,7 +79,7 @@ class LanedTransport(httpx.AsyncBaseTransport):
             await lane.aclose()
 
 
-class ChatClient:
+class ChatClient(AsyncClosing):
     """Chat completions and model listing against one OpenAI-compatible base URL (``…/v1``)."""
 
     def __init__(
@@ -111,17 +111,6 @@ class ChatClient:
             timeout=httpx.Timeout(timeout_s, pool=None),
             transport=LanedTransport(max_connections),
         )
-
-    async def __aenter__(self) -> ChatClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -10,11 +10,11 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import orjson
 
+from flywheel.clients.closing import AsyncClosing
 from flywheel.clients.logstore import WorkloadSummary
 from flywheel.clients.sqlite import DEFAULT_BUSY_TIMEOUT_MS, LazySQLite
 from flywheel.schemas import LogRecord
@@ -51,7 +51,7 @@ def micros_to_datetime(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-class SQLiteLogStore:
+class SQLiteLogStore(AsyncClosing):
     """Log records in a SQLite table, indexed for newest-first reads per workload (and client)."""
 
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
@@ -163,14 +163,3 @@ class SQLiteLogStore:
     async def aclose(self) -> None:
         """Close the connection (idempotent)."""
         await self._sqlite.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

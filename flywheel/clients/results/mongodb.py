@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import unquote
 
 from pydantic import ValidationError
@@ -27,6 +26,7 @@ from pymongo.errors import (
     PyMongoError,
 )
 
+from flywheel.clients.closing import AsyncClosing
 from flywheel.clients.results import stored_run_unreadable
 from flywheel.clients.urls import redact_url
 from flywheel.errors import ConfigError, ConnectionFailed, FlywheelError, InvalidDataError
@@ -39,7 +39,7 @@ _EXACT_STARTED_AT = "started_at_iso"
 _AUTH_FAILURE_CODES = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
 
 
-class MongoResultStore:
+class MongoResultStore(AsyncClosing):
     """Run snapshots in MongoDB; a save replaces the document only with an equal or newer revision.
 
     The client connects on first use. ``server_selection_timeout_ms`` bounds how long an operation
@@ -143,17 +143,6 @@ class MongoResultStore:
     async def aclose(self) -> None:
         """Close the client (idempotent)."""
         await self._client.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @asynccontextmanager
     async def _errors(self, action: str) -> AsyncIterator[None]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from pydantic import ValidationError
 
+from flywheel.clients.closing import AsyncClosing
 from flywheel.clients.results import stored_run_unreadable
 from flywheel.clients.sqlite import DEFAULT_BUSY_TIMEOUT_MS, LazySQLite
 from flywheel.errors import InvalidDataError
@@ -54,7 +54,7 @@ def sortable_utc(value: datetime) -> str:
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class SQLiteResultStore:
+class SQLiteResultStore(AsyncClosing):
     """Run snapshots in SQLite; safe to share a file with :class:`SQLiteLogStore`."""
 
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
@@ -126,17 +126,6 @@ class SQLiteResultStore:
     async def aclose(self) -> None:
         """Close the connection (idempotent)."""
         await self._sqlite.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _load(run_id: str, doc: str) -> FlywheelRunResult:
