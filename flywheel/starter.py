@@ -384,7 +384,7 @@ def quickstart(
         return result
 
     events = QuickstartEvents(
-        say=lambda text: console.print(text, highlight=False),
+        say=lambda text: console.print(text, highlight=False, soft_wrap=True),
         watch=watch_and_show,
         wait_for_exit=wait_for_exit if keep else None,
     )
