@@ -19,7 +19,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -106,6 +106,8 @@ class FlywheelClient(AsyncClosing):
                     id=run_id,
                     task_queue=self.settings.temporal.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    # A run id names one run forever: its checkpoints and stored results.
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     search_attributes=run_search_attributes(workload_id, client_id),
                     static_summary=f"Flywheel run for workload {workload_id}"
                     + (f" (client {client_id})" if client_id else ""),
