@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from flywheel.api import FlywheelClient, Schedules, parse_duration
+from flywheel.api import FlywheelClient, Schedules, ScheduleSummary, parse_duration
 from flywheel.cli import render
 from flywheel.cli.common import EXIT_USAGE, console, fail, run_async, run_overrides, state
 from flywheel.config import ConfigError, Settings
@@ -62,7 +62,7 @@ def list_(ctx: typer.Context) -> None:
     """Every flywheel schedule with its spec, state and next run."""
     settings = state(ctx).settings()
 
-    async def go() -> list[render.ScheduleSummary]:
+    async def go() -> list[ScheduleSummary]:
         return await (await _schedules(settings)).list()
 
     schedules = run_async(go())
@@ -81,7 +81,7 @@ def describe(
     """A schedule's spec, state, next runs and recent runs."""
     settings = state(ctx).settings()
 
-    async def go() -> render.ScheduleSummary:
+    async def go() -> ScheduleSummary:
         return await (await _schedules(settings)).describe(workload_id)
 
     console.print(render.schedule_view(run_async(go())))

@@ -413,6 +413,50 @@ async def test_list_with_unknown_status_is_an_error(dev_env: WorkflowEnvironment
     assert json.loads(listed.stdout) == []
 
 
+@pytest.mark.slow
+async def test_schedule_commands(dev_env: WorkflowEnvironment, cli: Cli) -> None:
+    env = {"FLYWHEEL_TEMPORAL__ADDRESS": dev_env.client.service_client.config.target_host}
+    created = await cli.run(
+        "schedule",
+        "create",
+        "cli-sched",
+        "--every",
+        "12h",
+        "--paused",
+        "--note",
+        "from cli",
+        "--set",
+        "data_split_config.eval_size=5",
+        env=env,
+    )
+    assert created.returncode == 0, created.stderr
+    assert "created schedule flywheel-schedule-cli-sched (paused)" in created.stdout
+
+    again = await cli.run("schedule", "create", "cli-sched", "--every", "1d", env=env)
+    assert again.returncode == 1
+    assert "already has a schedule" in error_line(again)
+    neither = await cli.run("schedule", "create", "other", env=env)
+    assert neither.returncode == 2
+    assert "--cron EXPRESSION or --every INTERVAL" in error_line(neither)
+    bad = await cli.run("schedule", "create", "other", "--every", "soon", env=env)
+    assert bad.returncode == 2
+    assert "invalid interval 'soon'" in error_line(bad)
+
+    listed = await cli.run("schedule", "list", env=env)
+    assert listed.returncode == 0 and "flywheel-schedule-cli-sched" in listed.stdout
+    described = await cli.run("schedule", "describe", "cli-sched", env=env)
+    assert described.returncode == 0
+    assert "every 12:00:00" in described.stdout and "paused (from cli)" in described.stdout
+    for verb, shown in (("unpause", "unpaused"), ("pause", "paused")):
+        result = await cli.run("schedule", verb, "cli-sched", env=env)
+        assert result.returncode == 0 and f"{shown} schedule for cli-sched" in result.stdout
+    deleted = await cli.run("schedule", "delete", "cli-sched", env=env)
+    assert deleted.returncode == 0
+    gone = await cli.run("schedule", "describe", "cli-sched", env=env)
+    assert gone.returncode == 1
+    assert "no schedule named flywheel-schedule-cli-sched" in error_line(gone)
+
+
 # --- `flywheel dev` ------------------------------------------------------------------------------
 
 
