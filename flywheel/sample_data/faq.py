@@ -12,7 +12,7 @@ from flywheel.sample_data.entities import _COUNTRIES, _PRODUCTS
 from flywheel.sample_data.records import (
     _completion,
     _greeting_context,
-    _iso,
+    _log_record,
     _timestamps,
     _to_start,
 )
@@ -260,13 +260,5 @@ def generate_generic_logs(
         }
         message = {"role": "assistant", "content": answer}
         response = _completion(rng, when, production_model, request, message, "stop")
-        records.append(
-            {
-                "workload_id": workload_id,
-                "client_id": client_id,
-                "timestamp": _iso(when),
-                "request": request,
-                "response": response,
-            }
-        )
+        records.append(_log_record(workload_id, client_id, when, request, response))
     return records

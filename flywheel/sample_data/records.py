@@ -36,6 +36,23 @@ def _timestamps(rng: random.Random, n: int, start: datetime) -> list[datetime]:
     return out
 
 
+def _log_record(
+    workload_id: str,
+    client_id: str,
+    when: datetime,
+    request: dict[str, Any],
+    response: dict[str, Any],
+) -> dict[str, Any]:
+    """One log record in the blueprint's schema."""
+    return {
+        "workload_id": workload_id,
+        "client_id": client_id,
+        "timestamp": _iso(when),
+        "request": request,
+        "response": response,
+    }
+
+
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -251,13 +268,5 @@ def generate_customer_service_logs(
             message = {"role": "assistant", "content": turn.reply}
             finish = "stop"
         response = _completion(rng, when, production_model, request, message, finish)
-        records.append(
-            {
-                "workload_id": workload_id,
-                "client_id": client_id,
-                "timestamp": _iso(when),
-                "request": request,
-                "response": response,
-            }
-        )
+        records.append(_log_record(workload_id, client_id, when, request, response))
     return records
