@@ -141,9 +141,16 @@ class LLMJudgeConfig(_Section):
 class EmbeddingConfig(_Section):
     """The embedding model used by semantic-similarity ICL."""
 
-    deployment_type: Literal["remote", "local"] = "remote"
+    deployment_type: Literal["remote", "local", "in_process"] = Field(
+        "remote",
+        description="remote: an OpenAI-compatible /v1/embeddings URL; local: an embedding NIM "
+        "deployed through NeMo; in_process: a sentence-transformers model run by the worker",
+    )
     model_name: str
     url: str | None = None
+    model_path: str | None = Field(
+        None, description="in_process: model directory (default: the bundled all-MiniLM-L6-v2)"
+    )
     api_key_env: str | None = None
     context_length: int | None = Field(None, ge=1)
     gpus: int | None = Field(None, ge=0)
@@ -158,6 +165,9 @@ class EmbeddingConfig(_Section):
 class SimilarityConfig(_Section):
     relevance_ratio: float = Field(0.7, ge=0.0, le=1.0)
     embedding_nim_config: EmbeddingConfig | None = None
+    pool_size: int | None = Field(
+        5000, ge=1, description="most train records embedded (seeded sample; null: all)"
+    )
 
 
 class DataSplitConfig(_Section):
@@ -180,6 +190,61 @@ class DataSplitConfig(_Section):
                 f"({self.min_total_records})"
             )
         return self
+
+
+PIIDetectorName = Literal["email", "phone", "card", "ip"]
+
+
+class PIIConfig(_Section):
+    """Optional redaction of personal data before any dataset is written (off by default)."""
+
+    enabled: bool = False
+    detectors: list[PIIDetectorName] = Field(
+        default_factory=lambda: ["email", "phone", "card", "ip"],
+        description="built-in detectors to apply",
+    )
+    custom: dict[str, str] = Field(
+        default_factory=dict, description="extra detectors: name → regular expression"
+    )
+    replacement: str = Field(
+        "[{name}]", description="what replaces a match; {name} is the detector's name in capitals"
+    )
+
+    @model_validator(mode="after")
+    def _valid_patterns(self) -> PIIConfig:
+        import re
+
+        for name, pattern in self.custom.items():
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+                raise ValueError(f"custom detector name {name!r} must be a word (letters, digits, _)")
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"custom detector {name!r}: invalid regex: {exc}") from None
+            if compiled.fullmatch(""):
+                raise ValueError(f"custom detector {name!r}: the regex matches the empty string")
+        return self
+
+
+class CurationConfig(_Section):
+    """Filters beyond the blueprint's: what counts as usable, duplicate or leaked, and PII."""
+
+    keep_non_tool_records: bool = Field(
+        True, description="keep plain answers in a tool-calling workload (scored on not calling)"
+    )
+    max_tool_properties: int | None = Field(
+        8, ge=1, description="drop records offering a tool with more parameters (null: no limit)"
+    )
+    near_duplicate_threshold: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="drop records whose input is this similar (MinHash Jaccard) to a newer one",
+    )
+    leakage_guard: bool = Field(
+        True, description="drop train/val records whose input (near-)duplicates an eval record"
+    )
+    pii: PIIConfig = PIIConfig()
 
 
 class ICLConfig(_Section):
@@ -326,6 +391,7 @@ class WorkerConfig(_Section):
 RUN_OVERRIDABLE_KEYS = frozenset(
     {
         "data_split_config",
+        "curation_config",
         "icl_config",
         "training_config",
         "lora_config",
@@ -344,6 +410,7 @@ class RunConfig(_Section):
     """Everything that shapes one run; snapshotted into the run's results. Holds no secrets."""
 
     data_split_config: DataSplitConfig = DataSplitConfig()
+    curation_config: CurationConfig = CurationConfig()
     icl_config: ICLConfig = ICLConfig()
     training_config: TrainingConfig = TrainingConfig()
     lora_config: LoRAConfig = LoRAConfig()
@@ -412,6 +479,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("~/.flywheel"), description="embedded stores live here")
     log_store_url: str | None = Field(None, description="default: sqlite:///<data_dir>/flywheel.db")
+    log_store_api_key_env: str | None = Field(
+        None, description="env var with the Elasticsearch API key (http(s) log stores)"
+    )
     result_store_url: str | None = Field(None, description="default: the log store's SQLite file")
     artifact_store_uri: str | None = Field(None, description="default: file://<data_dir>/artifacts")
     mongodb_db: str = "flywheel"
@@ -426,6 +496,7 @@ class Settings(BaseSettings):
     candidates: list[Candidate] = Field(default_factory=list)
     llm_judge_config: LLMJudgeConfig | None = None
     data_split_config: DataSplitConfig = DataSplitConfig()
+    curation_config: CurationConfig = CurationConfig()
     icl_config: ICLConfig = ICLConfig()
     training_config: TrainingConfig = TrainingConfig()
     lora_config: LoRAConfig = LoRAConfig()

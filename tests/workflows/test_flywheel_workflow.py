@@ -140,14 +140,16 @@ async def test_parallel_candidates_are_bounded(
 
 
 async def test_cancel_tears_down_every_deployed_candidate(
-    time_env: WorkflowEnvironment, env_settings
+    dev_env: WorkflowEnvironment, env_settings
 ) -> None:
+    # On the real dev server: the time-skipping test server can lose a workflow task when an
+    # activity cancel races the activity's completion ("ACTIVITY_UNKNOWN") and then hangs.
     platform = RecordingPlatform(
         {n: Behaviour(evaluate_delay_s=60.0) for n in ("alpha", "beta", "gamma")}
     )
-    async with running_worker(time_env.client, env_settings, {Platform.ENDPOINTS: platform}):
+    async with running_worker(dev_env.client, env_settings, {Platform.ENDPOINTS: platform}):
         handle = await start_run(
-            time_env.client, env_settings, WORKLOAD, overrides={"max_parallel_candidates": 2}
+            dev_env.client, env_settings, WORKLOAD, overrides={"max_parallel_candidates": 2}
         )
         for _ in range(200):
             if len(platform.deployed) == 2:
