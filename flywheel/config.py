@@ -216,7 +216,7 @@ class PIIConfig(_Section):
 
         for name, pattern in self.custom.items():
             if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
-                raise ValueError(f"custom detector name {name!r} must be a word (letters, digits, _)")
+                raise ValueError(f"custom detector name {name!r} must be letters, digits or _")
             try:
                 compiled = re.compile(pattern)
             except re.error as exc:
