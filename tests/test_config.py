@@ -453,6 +453,7 @@ def test_every_allowed_override_key_is_accepted(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path)
     override = {
         "data_split_config": {"eval_size": 3},
+        "curation_config": {"near_duplicate_threshold": 0.9, "pii": {"enabled": True}},
         "icl_config": {"max_examples": 1},
         "training_config": {"epochs": 1},
         "lora_config": {"adapter_dim": 8},
@@ -468,6 +469,7 @@ def test_every_allowed_override_key_is_accepted(tmp_path: Path) -> None:
     run = settings.run_config(override)
     assert run.data_split_config.eval_size == 3
     assert run.lora_config.adapter_dim == 8
+    assert run.curation_config.near_duplicate_threshold == 0.9 and run.curation_config.pii.enabled
     assert run.evaluation.concurrency == 2
     assert run.max_parallel_candidates == 3
 
