@@ -168,6 +168,16 @@ class CurationReport(BaseModel):
     tool_counts: dict[str, int] = Field(
         default_factory=dict, description="tool name (or no_tool) → selected records"
     )
+    tool_splits: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="tool name → records in each of eval, train and val"
+    )
+    pii_redactions: dict[str, int] = Field(
+        default_factory=dict, description="PII detector → matches replaced (when enabled)"
+    )
+    icl: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="ICL dataset per context length → selection, examples and token stats",
+    )
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -196,6 +206,12 @@ class FlywheelRunInput(BaseModel):
     candidates: list[str] | None = Field(
         None, description="names of configured candidates to run (None: all)"
     )
+    since: str | None = Field(
+        None, description="curate logs from this instant (ISO) or this long before the run (7d)"
+    )
+    until: str | None = Field(
+        None, description="curate logs before this instant (ISO) or this long before the run"
+    )
 
 
 class ResolveConfigInput(BaseModel):
@@ -208,6 +224,8 @@ class PrepareDatasetsInput(BaseModel):
     workload_id: str
     client_id: str | None = None
     config: RunConfig
+    since: datetime | None = Field(None, description="only logs at or after this instant")
+    until: datetime | None = Field(None, description="only logs before this instant")
 
 
 class Deployment(BaseModel):

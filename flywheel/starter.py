@@ -34,7 +34,8 @@ from flywheel.cli.common import (
 from flywheel.clients.temporal import connect, ensure_search_attributes
 from flywheel.config import Settings
 from flywheel.devserver import DevServer
-from flywheel.schemas import FlywheelRunResult, RunStatus
+from flywheel.schemas import FlywheelRunResult, RunStatus, utcnow
+from flywheel.time_window import resolve_window
 
 app = typer.Typer(
     help="Find a smaller, cheaper model that does your LLM application's job.",
@@ -216,6 +217,10 @@ def run(
     ),
     model: str | None = typer.Option(None, help="model name at --endpoint"),
     api_key_env: str | None = typer.Option(None, help="env var holding --endpoint's API key"),
+    since: str | None = typer.Option(
+        None, help="only logs from this ISO date/time, or this long before now (7d, 12h)"
+    ),
+    until: str | None = typer.Option(None, help="only logs before this ISO date/time or span"),
     wait: bool = typer.Option(False, help="show live progress, then the results"),
     json_: bool = typer.Option(False, "--json", help="with --wait: print results as JSON"),
 ) -> None:
@@ -231,9 +236,15 @@ def run(
 
     async def go() -> FlywheelRunResult | None:
         settings.run_config(overrides)  # a bad override is reported before connecting
+        resolve_window(since, until, utcnow())
         async with await FlywheelClient.connect(settings) as fw:
             run_id = await fw.start_run(
-                workload_id, client_id, overrides=overrides, candidates=candidate
+                workload_id,
+                client_id,
+                overrides=overrides,
+                candidates=candidate,
+                since=since,
+                until=until,
             )
             if not json_:
                 console.print(f"started run [bold]{run_id}[/bold]")

@@ -7,12 +7,13 @@ platforms (for example a recording one) without touching module state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flywheel.clients.artifacts import ArtifactStore
+from flywheel.clients.embeddings import Embedder, EmbedderCache, open_embedder
 from flywheel.clients.logstore import LogStore, open_log_store
 from flywheel.clients.results import ResultStore, open_result_store
-from flywheel.config import Platform, Settings
+from flywheel.config import Platform, RunConfig, Settings, read_secret
 from flywheel.errors import UnsupportedOperation
 from flywheel.platforms import build_platforms
 from flywheel.platforms.base import ModelPlatform
@@ -32,6 +33,7 @@ class WorkerResources:
         )
         self._log_store: LogStore | None = None
         self._result_store: ResultStore | None = None
+        self._embedders = EmbedderCache()
         self._lock = asyncio.Lock()
 
     async def log_store(self) -> LogStore:
@@ -50,6 +52,19 @@ class WorkerResources:
                 )
             return self._result_store
 
+    def embedder_factory(self, config: RunConfig) -> Callable[[], Embedder] | None:
+        """How to open the embedder for a run's semantic ICL (None when the run has none).
+
+        In-process models are loaded once per worker and shared between runs.
+        """
+        similarity = config.icl_config.similarity_config
+        if similarity is None or similarity.embedding_nim_config is None:
+            return None
+        embedding = similarity.embedding_nim_config
+        return lambda: open_embedder(
+            embedding, api_key=read_secret(embedding.api_key_env), cache=self._embedders
+        )
+
     def platform(self, name: Platform) -> ModelPlatform:
         try:
             return self._platforms[name]
@@ -67,3 +82,4 @@ class WorkerResources:
             await self._log_store.aclose()
         if self._result_store is not None:
             await self._result_store.aclose()
+        self._embedders.clear()

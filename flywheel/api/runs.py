@@ -36,6 +36,7 @@ from flywheel.schemas import (
     StepStatus,
     utcnow,
 )
+from flywheel.time_window import resolve_window
 from flywheel.workflows.candidate import CandidateWorkflow
 from flywheel.workflows.flywheel import FlywheelWorkflow
 
@@ -87,14 +88,23 @@ class FlywheelClient(AsyncClosing):
         *,
         overrides: Mapping[str, Any] | None = None,
         candidates: Sequence[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
     ) -> str:
-        """Start a run and return its id. Overrides are validated here first (same rules)."""
+        """Start a run and return its id. Overrides are validated here first (same rules).
+
+        ``since``/``until`` limit the logs curated: ISO instants or spans before the run's start
+        (``7d``), resolved by the workflow so a scheduled run always looks back the same span.
+        """
         self.settings.run_config(overrides)  # a bad override fails now, not on the worker
+        resolve_window(since, until, utcnow())
         request = FlywheelRunInput(
             workload_id=workload_id,
             client_id=client_id,
             config_overrides=dict(overrides or {}),
             candidates=list(candidates) if candidates is not None else None,
+            since=since,
+            until=until,
         )
         base_id = make_run_id(workload_id, utcnow())
         for attempt in range(1, 100):

@@ -70,6 +70,35 @@ def curation_line(report: CurationReport) -> str:
     )
 
 
+def curation_view(report: CurationReport) -> list[RenderableType]:
+    """The curation report: the summary line, records per tool and set, ICL, PII, warnings."""
+    parts: list[RenderableType] = [Text(f"Datasets: {curation_line(report)}")]
+    if report.tool_splits:
+        table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 2))
+        table.add_column("label")
+        for column in ("eval", "train", "val"):
+            table.add_column(column, justify="right")
+        for label, counts in report.tool_splits.items():
+            table.add_row(label, *(str(counts.get(c, 0)) for c in ("eval", "train", "val")))
+        parts.append(table)
+    for name, stats in report.icl.items():
+        method = "semantic" if stats.get("semantic") else "uniform"
+        parts.append(
+            Text(
+                f"  ICL ({name.replace('_', ' ')}, {method}): "
+                f"{stats.get('mean_examples', 0):.1f} examples and "
+                f"{stats.get('mean_tokens_used', 0):.0f} tokens per record, "
+                f"{int(stats.get('unchanged', 0))} records without examples"
+            )
+        )
+    if report.pii_redactions:
+        redacted = ", ".join(f"{name} {count}" for name, count in report.pii_redactions.items())
+        parts.append(Text(f"  PII redacted: {redacted}"))
+    for warning in report.warnings:
+        parts.append(Text(f"  warning: {warning}", style="yellow"))
+    return parts
+
+
 def results_view(run: FlywheelRunResult) -> RenderableType:
     header = Text.assemble(
         ("Run ", "bold"),
@@ -84,9 +113,7 @@ def results_view(run: FlywheelRunResult) -> RenderableType:
     if run.error:
         parts.append(Text(f"error: {run.error}", style="red"))
     if run.datasets:
-        parts.append(Text(f"Datasets: {curation_line(run.datasets.report)}"))
-        for warning in run.datasets.report.warnings:
-            parts.append(Text(f"  warning: {warning}", style="yellow"))
+        parts.extend(curation_view(run.datasets.report))
     if run.candidates:
         parts.append(results_table(run))
         parts.extend(result_notes(run))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -21,6 +22,8 @@ from flywheel.errors import ConfigError, FlywheelError
 from flywheel.schemas import DatasetFormat, DatasetRef
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_WRITE_CHUNK = 1 << 20
+"""Bytes of JSONL gathered before each write while streaming a dataset."""
 
 
 def safe_path_part(value: str) -> str:
@@ -122,13 +125,46 @@ class ArtifactStore:
 
     async def put_jsonl(self, records: Iterable[Any], fmt: DatasetFormat) -> DatasetRef:
         """Write ``records`` as JSONL under ``datasets/<sha256>.jsonl``; return its reference."""
-        lines = [dumps_line(r) for r in records]
-        data = b"\n".join(lines) + (b"\n" if lines else b"")
-        digest = hashlib.sha256(data).hexdigest()
-        path = f"datasets/{fmt.value}/{digest}.jsonl"
-        if not await self.exists(path):
-            await self.write_bytes(path, data)
-        return DatasetRef(uri=self.uri_for(path), sha256=digest, n_records=len(lines), format=fmt)
+        return await asyncio.to_thread(self.put_jsonl_sync, records, fmt)
+
+    def put_jsonl_sync(self, records: Iterable[Any], fmt: DatasetFormat) -> DatasetRef:
+        """:meth:`put_jsonl` for a worker thread: streams ``records`` (any iterable, consumed
+        once) to a temporary file while hashing, then moves it to its content address."""
+        folder = f"datasets/{fmt.value}"
+        self._fs.makedirs(self._full(folder), exist_ok=True)
+        tmp = self._full(f"{folder}/incoming-{uuid.uuid4().hex}.jsonl.tmp")
+        digest = hashlib.sha256()
+        count = 0
+        try:
+            with self._fs.open(tmp, "wb") as fh:
+                buffer: list[bytes] = []
+                size = 0
+                for record in records:
+                    line = dumps_line(record) + b"\n"
+                    buffer.append(line)
+                    size += len(line)
+                    count += 1
+                    if size >= _WRITE_CHUNK:
+                        chunk = b"".join(buffer)
+                        digest.update(chunk)
+                        fh.write(chunk)
+                        buffer.clear()
+                        size = 0
+                chunk = b"".join(buffer)
+                digest.update(chunk)
+                fh.write(chunk)
+            path = f"{folder}/{digest.hexdigest()}.jsonl"
+            if self._fs.exists(self._full(path)):
+                self._fs.rm(tmp)
+            else:
+                self._fs.mv(tmp, self._full(path))
+        except BaseException:
+            if self._fs.exists(tmp):
+                self._fs.rm(tmp)
+            raise
+        return DatasetRef(
+            uri=self.uri_for(path), sha256=digest.hexdigest(), n_records=count, format=fmt
+        )
 
     async def read_jsonl(self, uri_or_path: str) -> list[Any]:
         """All records of a JSONL file (datasets are bounded by the run's ``limit``)."""

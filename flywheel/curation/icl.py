@@ -1,23 +1,24 @@
 """Few-shot (ICL) eval records: pick train examples, fit them in a token budget, inject them.
 
-Selection here is ``uniform_distribution`` (blueprint-spec §4.2) with one fix: within each tool
-the examples are a seeded random sample rather than always the shortest records, which biased
-the blueprint's prompts towards trivial calls. Token counts are offline estimates (no tokenizer
-download); they err on the high side so prompts stay inside the context window.
+Selection is ``uniform_distribution`` (blueprint-spec §4.2) with one fix: within each tool the
+examples are a seeded random sample rather than always the shortest records, which biased the
+blueprint's prompts towards trivial calls; ``semantic_similarity`` chooses per eval record (see
+:mod:`flywheel.curation.similarity`) and hands its choices to :func:`inject_all`. Budgets are the
+candidate's own context length, counted with an offline tokenizer (:mod:`flywheel.curation.tokens`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from flywheel.curation.records import response_message, tool_calls_of, tool_name
+from flywheel.curation.tokens import TokenCounter, count_tokens
 from flywheel.schemas import WorkloadType
 
 GENERIC_GROUP = "generic"
@@ -44,20 +45,6 @@ class Example:
     tokens: int
 
 
-def estimate_tokens(text: str) -> int:
-    """Estimate the token count of ``text`` without a tokenizer (an approximation, not exact).
-
-    About four characters per token for ASCII, about one token per two extra UTF-8 bytes for
-    other scripts, at least one token per word, plus a 20 % safety margin. Empty text is 0.
-    """
-    if not text:
-        return 0
-    chars = len(text)
-    extra_bytes = 0 if text.isascii() else len(text.encode("utf-8")) - chars
-    base = max(math.ceil(chars / 4) + math.ceil(extra_bytes / 2), len(text.split()))
-    return base + base // 5
-
-
 def example_text(record: Mapping[str, Any]) -> str:
     """Render a logged call as an example: its conversation turns, then the expected answer."""
     request = record.get("request")
@@ -72,35 +59,52 @@ def example_text(record: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def choose_uniform(
+    labels: Sequence[str], *, max_examples: int, tool_calling: bool, seed: int
+) -> dict[str, list[int]]:
+    """Positions (into ``labels``) of up to ``max_examples`` examples, spread evenly over tools.
+
+    tool_calling: positions are grouped by label, groups ordered by size (largest first, then
+    name) and slots dealt round-robin, so a tool with few records passes its unused slots on.
+    generic: one group. Within a group the positions are a seeded random sample.
+    """
+    if max_examples <= 0 or not labels:
+        return {}
+    groups: dict[str, list[int]] = {}
+    if tool_calling:
+        for position, label in enumerate(labels):
+            groups.setdefault(label, []).append(position)
+    else:
+        groups[GENERIC_GROUP] = list(range(len(labels)))
+    order = sorted(groups, key=lambda name: (-len(groups[name]), name))
+    shares = _round_robin_shares([len(groups[name]) for name in order], max_examples)
+    rng = random.Random(seed)
+    return {
+        name: rng.sample(groups[name], share)
+        for name, share in zip(order, shares, strict=True)
+        if share
+    }
+
+
 def select_uniform(
     train_records: Sequence[dict[str, Any]],
     *,
     max_examples: int,
     workload_type: WorkloadType,
     seed: int,
+    count: TokenCounter = count_tokens,
 ) -> dict[str, list[Example]]:
-    """Choose up to ``max_examples`` examples, spread evenly over tools, sampled with ``seed``.
-
-    tool_calling: records are grouped by tool name, groups ordered by size (largest first, then
-    name) and slots dealt round-robin, so a tool with few records passes its unused slots on.
-    generic: one group. Within a group the examples are a seeded random sample.
-    """
-    if max_examples <= 0 or not train_records:
-        return {}
-    groups: dict[str, list[dict[str, Any]]] = {}
-    if workload_type == WorkloadType.TOOL_CALLING:
-        for record in train_records:
-            groups.setdefault(tool_name(record), []).append(record)
-    else:
-        groups[GENERIC_GROUP] = list(train_records)
-    order = sorted(groups, key=lambda name: (-len(groups[name]), name))
-    shares = _round_robin_shares([len(groups[name]) for name in order], max_examples)
-    rng = random.Random(seed)
-    selected: dict[str, list[Example]] = {}
-    for name, share in zip(order, shares, strict=True):
-        if share:
-            selected[name] = [_example(name, r) for r in rng.sample(groups[name], share)]
-    return selected
+    """:func:`choose_uniform` over ``train_records``, rendered as examples."""
+    chosen = choose_uniform(
+        [tool_name(record) for record in train_records],
+        max_examples=max_examples,
+        tool_calling=workload_type == WorkloadType.TOOL_CALLING,
+        seed=seed,
+    )
+    return {
+        name: [make_example(name, train_records[p], count) for p in positions]
+        for name, positions in chosen.items()
+    }
 
 
 def fit_examples(groups: Mapping[str, Sequence[Example]], budget_tokens: int) -> list[Example]:
@@ -147,6 +151,44 @@ def inject_examples(record: dict[str, Any], examples: Sequence[Example]) -> dict
     return {**record, "request": {**request, "messages": new_messages}}
 
 
+def inject_all(
+    eval_records: Sequence[dict[str, Any]],
+    examples_for: Callable[[int], Mapping[str, Sequence[Example]]],
+    *,
+    context_length: int,
+    reserved_tokens: int,
+    count: TokenCounter = count_tokens,
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Few-shot copies of ``eval_records``; ``examples_for(i)`` gives record i's candidates.
+
+    Each record's budget is ``context_length - reserved_tokens - tokens(its request)``; the
+    preamble and the examples must fit in it. Records where nothing fits are left unchanged.
+    Stats: records, mean_examples, mean_tokens_used, unchanged.
+    """
+    preamble_tokens = count(PREAMBLE)
+    results: list[dict[str, Any]] = []
+    injected = unchanged = tokens_used = 0
+    for index, record in enumerate(eval_records):
+        groups = examples_for(index)
+        budget = context_length - reserved_tokens - _request_tokens(record, count)
+        budget -= preamble_tokens
+        chosen = fit_examples(groups, budget) if groups and budget > 0 else []
+        if chosen:
+            injected += len(chosen)
+            tokens_used += preamble_tokens + sum(example.tokens for example in chosen)
+        else:
+            unchanged += 1
+        results.append(inject_examples(record, chosen))
+    total = len(results)
+    stats: dict[str, float] = {
+        "records": total,
+        "mean_examples": injected / total if total else 0.0,
+        "mean_tokens_used": tokens_used / total if total else 0.0,
+        "unchanged": unchanged,
+    }
+    return results, stats
+
+
 def build_icl_records(
     eval_records: Sequence[dict[str, Any]],
     train_records: Sequence[dict[str, Any]],
@@ -156,37 +198,28 @@ def build_icl_records(
     max_examples: int,
     workload_type: WorkloadType,
     seed: int,
+    count: TokenCounter = count_tokens,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Few-shot copies of ``eval_records`` with examples from ``train_records``, plus stats.
+    """Uniform few-shot copies of ``eval_records`` drawn from ``train_records``, plus stats.
 
-    Each record's budget is ``context_length - reserved_tokens - estimate(its request)``; the
-    preamble and the examples must fit in it. Records where nothing fits are left unchanged.
-    Stats: records, pool (examples selected), mean_examples, mean_tokens_used, unchanged.
+    The same uniform selection is offered to every record and fitted to its own budget (see
+    :func:`inject_all`); stats add ``pool``, the number of examples selected.
     """
     groups = select_uniform(
-        train_records, max_examples=max_examples, workload_type=workload_type, seed=seed
+        train_records,
+        max_examples=max_examples,
+        workload_type=workload_type,
+        seed=seed,
+        count=count,
     )
-    preamble_tokens = estimate_tokens(PREAMBLE)
-    results: list[dict[str, Any]] = []
-    injected = unchanged = tokens_used = 0
-    for record in eval_records:
-        budget = context_length - reserved_tokens - _request_tokens(record) - preamble_tokens
-        chosen = fit_examples(groups, budget) if groups and budget > 0 else []
-        if chosen:
-            injected += len(chosen)
-            tokens_used += preamble_tokens + sum(example.tokens for example in chosen)
-        else:
-            unchanged += 1
-        results.append(inject_examples(record, chosen))
-    count = len(results)
-    stats: dict[str, float] = {
-        "records": count,
-        "pool": sum(len(examples) for examples in groups.values()),
-        "mean_examples": injected / count if count else 0.0,
-        "mean_tokens_used": tokens_used / count if count else 0.0,
-        "unchanged": unchanged,
-    }
-    return results, stats
+    records, stats = inject_all(
+        eval_records,
+        lambda _: groups,
+        context_length=context_length,
+        reserved_tokens=reserved_tokens,
+        count=count,
+    )
+    return records, {**stats, "pool": sum(len(examples) for examples in groups.values())}
 
 
 def _round_robin_shares(sizes: Sequence[int], total: int) -> list[int]:
@@ -201,9 +234,12 @@ def _round_robin_shares(sizes: Sequence[int], total: int) -> list[int]:
     return shares
 
 
-def _example(group: str, record: Mapping[str, Any]) -> Example:
+def make_example(
+    group: str, record: Mapping[str, Any], count: TokenCounter = count_tokens
+) -> Example:
+    """``record`` rendered as an example of ``group``, with its token count."""
     text = example_text(record)
-    return Example(group=group, text=text, tokens=estimate_tokens(text))
+    return Example(group=group, text=text, tokens=count(text))
 
 
 def _turn_text(message: Mapping[str, Any]) -> str:
@@ -258,6 +294,6 @@ def _prepend(block: str, content: Any) -> Any:
     return block
 
 
-def _request_tokens(record: Mapping[str, Any]) -> int:
+def _request_tokens(record: Mapping[str, Any], count: TokenCounter) -> int:
     request = record.get("request")
-    return estimate_tokens(orjson.dumps(request, default=repr).decode())
+    return count(orjson.dumps(request, default=repr).decode())

@@ -1,38 +1,60 @@
-"""Curation end to end: a workload's logged calls → eval records, train and val lines, report.
+"""Curation end to end, streaming: a workload's logged calls → eval, train and val records.
 
-Order (blueprint-spec §3): classify → validate → dedup → minimum check → sample to ``limit`` →
-split → format. The input is consumed once as a stream; only records that pass validation and
-dedup are held, and no record is deep-copied. The cyclic garbage collector is paused while it
-runs: curation makes no reference cycles, and collections that rescan every held record would
-otherwise cost about as much as the curation itself.
+Order (blueprint-spec §3, its defects fixed): parse → validate → classify → dedup (exact, then
+optionally near) → minimum check → sample to ``limit`` → stratified split → leakage guard →
+format (→ PII redaction). It runs in two passes so memory stays bounded by the survivors'
+*raw* JSON, not by parsed records: :class:`Curator` scans the logs once, keeping each survivor's
+raw line and label; :class:`CurationPlan` then parses only the records it outputs, one at a time.
 """
 
 from __future__ import annotations
 
-import gc
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
+
+import orjson
 
 from flywheel.curation.dedup import Deduper
 from flywheel.curation.formats import to_eval_record, to_training_line
-from flywheel.curation.records import has_tool_calls
-from flywheel.curation.split import sample, split_records
+from flywheel.curation.near_dup import MinHasher, NearDuplicateIndex, input_text, normalised_key
+from flywheel.curation.records import has_tool_calls, tool_name
+from flywheel.curation.split import sample, split_labels
 from flywheel.curation.validation import NO_TOOL_CALL, REASONS, check_record
 from flywheel.errors import InvalidDataError
 from flywheel.schemas import CurationReport, WorkloadType
 
+INVALID_JSON = "invalid_json"
+"""Report key: a stored line that is not a JSON object (the store was written by another app)."""
 DUPLICATE = "duplicate"
 """Report key: records whose conversation input repeats a newer record's."""
+NEAR_DUPLICATE = "near_duplicate"
+"""Report key: records whose input is nearly the same as a newer record's (when enabled)."""
 SAMPLED_OUT = "sampled_out"
 """Report key: valid, unique records left out to respect ``limit``."""
+EVAL_LEAKAGE = "eval_leakage"
+"""Report key: train/val records whose input (near-)duplicates an eval record's."""
+
+_REPORT_ORDER = (INVALID_JSON, *REASONS, DUPLICATE, NEAR_DUPLICATE, SAMPLED_OUT, EVAL_LEAKAGE)
+
+RawRecord = bytes | str | dict[str, Any]
+"""A logged call as stored (JSON text) or already parsed."""
+
+Which = Literal["train", "val"]
+
+
+class Redactor(Protocol):
+    """Replaces personal data in a record (see :mod:`flywheel.curation.pii`)."""
+
+    counts: Counter[str]
+
+    def redact_record(self, record: dict[str, Any]) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
 class CurationOptions:
-    """How to curate one run's logs (mirrors ``data_split_config`` plus validation switches)."""
+    """How to curate one run's logs (``data_split_config`` plus ``curation_config``)."""
 
     eval_size: int
     val_ratio: float
@@ -42,11 +64,252 @@ class CurationOptions:
     parse_function_arguments: bool = True
     max_tool_properties: int | None = 8
     keep_non_tool_records: bool = True
+    near_duplicate_threshold: float | None = None
+    leakage_guard: bool = True
+
+
+class Curator:
+    """Pass one: feed newest-first logged calls in batches, then :meth:`finish` into a plan.
+
+    Holds, per surviving record, its raw line and label. Near-duplicate removal (when enabled)
+    runs over every record, so no near duplicate is left to sit on both sides of the split;
+    the plan's leakage guard then catches inputs equal up to case, spacing and punctuation.
+    """
+
+    def __init__(self, options: CurationOptions, *, redactor: Redactor | None = None) -> None:
+        if options.limit < options.min_total_records:
+            raise InvalidDataError(
+                f"limit ({options.limit}) cannot be less than min_total_records "
+                f"({options.min_total_records})"
+            )
+        self._options = options
+        self._redactor = redactor
+        self._counts: Counter[str] = Counter()
+        self._deduper = Deduper()
+        threshold = options.near_duplicate_threshold
+        self._hasher = MinHasher() if threshold is not None else None
+        self._near = NearDuplicateIndex(threshold) if threshold is not None else None
+        self._raw: list[RawRecord] = []
+        self._labels: list[str] = []
+        # Plain answers seen before the first tool call, when those may have to be dropped.
+        self._pending: list[tuple[RawRecord, dict[str, Any]]] = []
+        self._tool_calling = False
+        self.total = 0
+
+    def feed(self, batch: Iterable[RawRecord]) -> None:
+        """Scan a batch of records (in newest-first order across batches)."""
+        options = self._options
+        for raw in batch:
+            self.total += 1
+            record = _parse(raw)
+            if record is None:
+                self._counts[INVALID_JSON] += 1
+                continue
+            if not self._tool_calling and has_tool_calls(record):
+                self._tool_calling = True
+                self._counts[NO_TOOL_CALL] += len(self._pending)
+                self._pending.clear()
+            checked, reason = check_record(
+                record,
+                parse_function_arguments=options.parse_function_arguments,
+                max_tool_properties=options.max_tool_properties,
+            )
+            if checked is None:
+                self._counts[str(reason)] += 1
+                continue
+            if not options.keep_non_tool_records and not has_tool_calls(checked):
+                if self._tool_calling:
+                    self._counts[NO_TOOL_CALL] += 1
+                else:
+                    self._pending.append((raw, checked))
+                continue
+            self._admit(raw, checked)
+
+    def finish(self) -> CurationPlan:
+        """Check the minimum, sample to ``limit`` and split; raise InvalidDataError if too few."""
+        options = self._options
+        for raw, record in self._pending:  # the workload stayed generic: keep them after all
+            self._admit(raw, record)
+        self._pending.clear()
+        self._counts[DUPLICATE] = self._deduper.removed
+        valid = len(self._raw)
+        if valid < options.min_total_records:
+            raise InvalidDataError(
+                f"Found {valid} valid records but need at least {options.min_total_records} "
+                f"(total {self.total}, dropped: {_breakdown(_ordered(self._counts))}); log more "
+                "calls for this workload or lower data_split_config.min_total_records"
+            )
+        positions = list(range(valid))
+        if valid > options.limit:
+            positions = sample(positions, options.limit, options.seed)
+            self._counts[SAMPLED_OUT] = valid - options.limit
+        split = split_labels(
+            [self._labels[p] for p in positions],
+            eval_size=options.eval_size,
+            val_ratio=options.val_ratio,
+            seed=options.seed,
+        )
+        plan = CurationPlan(
+            raw=self._raw,
+            labels=self._labels,
+            eval_positions=[positions[i] for i in split.eval],
+            train_positions=[positions[i] for i in split.train],
+            val_positions=[positions[i] for i in split.val],
+            workload_type=(
+                WorkloadType.TOOL_CALLING if self._tool_calling else WorkloadType.GENERIC
+            ),
+            options=options,
+            redactor=self._redactor,
+            counts=self._counts,
+            total=self.total,
+            label_counts=split.label_counts,
+            warnings=list(split.notes),
+        )
+        return plan
+
+    def _admit(self, raw: RawRecord, record: dict[str, Any]) -> None:
+        if not self._deduper.admit(record):
+            return
+        if self._hasher is not None and self._near is not None:
+            signature = self._hasher.signature(input_text(record))
+            if self._near.add_if_new(len(self._raw), signature) is not None:
+                self._counts[NEAR_DUPLICATE] += 1
+                return
+        # A parsed input is kept checked (normalised); raw text is re-checked when it is used.
+        self._raw.append(record if isinstance(raw, dict) else raw)
+        self._labels.append(tool_name(record))
+
+
+@dataclass
+class CurationPlan:
+    """Pass two: which survivors form each set; parses and formats them one at a time."""
+
+    raw: list[RawRecord]
+    labels: list[str]
+    eval_positions: list[int]
+    train_positions: list[int]
+    val_positions: list[int]
+    workload_type: WorkloadType
+    options: CurationOptions
+    redactor: Redactor | None
+    counts: Counter[str]
+    total: int
+    label_counts: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+    leaked: set[int] = field(default_factory=set)
+    """Train/val positions left out because they (near-)duplicate an eval record."""
+    written: dict[str, int] = field(default_factory=dict)
+    _eval_records: list[dict[str, Any]] | None = field(default=None, repr=False)
+    _eval_keys: set[bytes] | None = field(default=None, repr=False)
+
+    def record(self, position: int, *, redact: bool = True, check: bool = True) -> dict[str, Any]:
+        """The validated record at ``position``, PII-redacted if configured and ``redact``.
+
+        ``check=False`` skips re-validating raw text (answer tool-call arguments may then still
+        be JSON strings): for the training format, which parses them itself.
+        """
+        item = self.raw[position]
+        if isinstance(item, dict):
+            record = item
+        elif not check:
+            record = orjson.loads(item)
+        else:
+            record, _ = check_record(
+                orjson.loads(item),
+                parse_function_arguments=self.options.parse_function_arguments,
+                max_tool_properties=self.options.max_tool_properties,
+            )
+            assert record is not None  # it passed the same check in pass one
+        return self._redacted(record) if redact else record
+
+    def eval_records(self) -> list[dict[str, Any]]:
+        """The eval set in eval format (computed once; the eval set is small)."""
+        if self._eval_records is None:
+            raw = [self.record(p, redact=False) for p in self.eval_positions]
+            if self.options.leakage_guard:
+                self._eval_keys = {normalised_key(record) for record in raw}
+            self._eval_records = [to_eval_record(self._redacted(r)) for r in raw]
+            self.written["eval"] = len(self._eval_records)
+        return self._eval_records
+
+    def training_lines(self, which: Which) -> Iterator[dict[str, Any]]:
+        """Train or val lines, one at a time, leaving out records that leak eval inputs."""
+        eval_keys = self._leakage_keys()
+        written = unusable = 0
+        for position in self.train_positions if which == "train" else self.val_positions:
+            if position in self.leaked:
+                continue
+            record = self.record(position, redact=False, check=False)
+            if eval_keys and normalised_key(record) in eval_keys:
+                self.leaked.add(position)
+                continue
+            line = to_training_line(self._redacted(record), self.workload_type)
+            if line is None:
+                unusable += 1
+                continue
+            written += 1
+            yield line
+        self.written[which] = written
+        if unusable:
+            self.warnings.append(f"{unusable} {which} records could not be formatted")
+
+    def pool_positions(self) -> list[int]:
+        """Train positions usable as few-shot examples (never a record that leaks eval)."""
+        return [p for p in self.train_positions if p not in self.leaked]
+
+    def report(self, **extra: Any) -> CurationReport:
+        """The curation report; call it after the sets were written, for final counts."""
+        counts = Counter(self.counts)
+        if self.leaked:
+            counts[EVAL_LEAKAGE] = len(self.leaked)
+        selected = len(self.eval_positions) + len(self.train_positions) + len(self.val_positions)
+        tool_counts = Counter(self.label_counts)
+        warnings = list(self.warnings)
+        if self.workload_type == WorkloadType.TOOL_CALLING and len(tool_counts) == 1:
+            warnings.append(f"every selected record has the same label {next(iter(tool_counts))!r}")
+        return CurationReport(
+            workload_type=self.workload_type,
+            seed=self.options.seed,
+            total_records=self.total,
+            dropped=_ordered(counts),
+            selected=selected,
+            eval_records=self.written.get("eval", len(self.eval_positions)),
+            train_records=self.written.get("train", len(self.train_positions)),
+            val_records=self.written.get("val", len(self.val_positions)),
+            tool_counts=dict(tool_counts.most_common()),
+            tool_splits=self._tool_splits(),
+            pii_redactions=dict(sorted(self.redactor.counts.items())) if self.redactor else {},
+            warnings=warnings,
+            **extra,
+        )
+
+    def _tool_splits(self) -> dict[str, dict[str, int]]:
+        splits: dict[str, dict[str, int]] = {}
+        for which, positions in (
+            ("eval", self.eval_positions),
+            ("train", self.train_positions),
+            ("val", self.val_positions),
+        ):
+            for position in positions:
+                if position in self.leaked:
+                    continue
+                row = splits.setdefault(self.labels[position], {"eval": 0, "train": 0, "val": 0})
+                row[which] += 1
+        return dict(sorted(splits.items(), key=lambda item: (-sum(item[1].values()), item[0])))
+
+    def _leakage_keys(self) -> set[bytes]:
+        if not self.options.leakage_guard:
+            return set()
+        self.eval_records()
+        return self._eval_keys or set()
+
+    def _redacted(self, record: dict[str, Any]) -> dict[str, Any]:
+        return self.redactor.redact_record(record) if self.redactor is not None else record
 
 
 @dataclass
 class Curated:
-    """The datasets of a run, formatted, plus the raw splits that ICL selection draws on."""
+    """Every dataset of a run in memory (for tests and small workloads; runs use the plan)."""
 
     eval_records: list[dict[str, Any]]
     train_lines: list[dict[str, Any]]
@@ -57,147 +320,40 @@ class Curated:
     report: CurationReport = field(repr=False)
 
 
-def curate(records: Iterable[dict[str, Any]], options: CurationOptions) -> Curated:
-    """Curate newest-first logged calls into datasets; raise InvalidDataError if too few remain."""
-    _check_options(options)
-    with _gc_paused():
-        return _curate(records, options)
-
-
-def _curate(records: Iterable[dict[str, Any]], options: CurationOptions) -> Curated:
-    kept, dropped, total, workload_type = _filter(records, options)
-    valid = len(kept)
-    if valid < options.min_total_records:
-        raise InvalidDataError(
-            f"Found {valid} valid records but need at least {options.min_total_records} "
-            f"(total {total}, dropped: {_breakdown(dropped)}); log more calls for this workload "
-            "or lower data_split_config.min_total_records"
-        )
-
-    selected = sample(kept, options.limit, options.seed) if valid > options.limit else kept
-    if valid > options.limit:
-        dropped[SAMPLED_OUT] = valid - options.limit
-    split = split_records(
-        selected, eval_size=options.eval_size, val_ratio=options.val_ratio, seed=options.seed
-    )
-
-    warnings = list(split.notes)
-    train_lines = _training_lines(split.train, workload_type, warnings, "train")
-    val_lines = _training_lines(split.val, workload_type, warnings, "val")
-    tool_counts = Counter(split.label_counts)
-    if workload_type == WorkloadType.TOOL_CALLING and len(tool_counts) == 1:
-        warnings.append(f"every selected record has the same label {next(iter(tool_counts))!r}")
-    report = CurationReport(
-        workload_type=workload_type,
-        seed=options.seed,
-        total_records=total,
-        dropped=dropped,
-        selected=len(selected),
-        eval_records=len(split.eval),
-        train_records=len(train_lines),
-        val_records=len(val_lines),
-        tool_counts=dict(tool_counts.most_common()),
-        warnings=warnings,
-    )
+def curate(
+    records: Iterable[RawRecord], options: CurationOptions, *, redactor: Redactor | None = None
+) -> Curated:
+    """Curate newest-first logged calls into in-memory datasets; InvalidDataError if too few."""
+    curator = Curator(options, redactor=redactor)
+    curator.feed(records)
+    plan = curator.finish()
+    eval_records = plan.eval_records()
+    train_lines = list(plan.training_lines("train"))
+    val_lines = list(plan.training_lines("val"))
     return Curated(
-        eval_records=[to_eval_record(record) for record in split.eval],
+        eval_records=eval_records,
         train_lines=train_lines,
         val_lines=val_lines,
-        train_records=split.train,
-        eval_raw=split.eval,
-        workload_type=workload_type,
-        report=report,
+        train_records=[plan.record(p) for p in plan.pool_positions()],
+        eval_raw=[plan.record(p) for p in plan.eval_positions],
+        workload_type=plan.workload_type,
+        report=plan.report(),
     )
 
 
-def _filter(
-    records: Iterable[dict[str, Any]], options: CurationOptions
-) -> tuple[list[dict[str, Any]], dict[str, int], int, WorkloadType]:
-    """Classify, validate and dedup in one pass; return (kept, dropped counts, total, type).
-
-    Until a tool call is seen the workload might still be generic, so when plain answers are
-    not kept they wait in ``pending``: dropped as ``no_tool_call`` once the workload turns out
-    tool-calling, deduplicated and kept if it stays generic.
-    """
-    counts: Counter[str] = Counter()
-    deduper = Deduper()
-    kept: list[dict[str, Any]] = []
-    pending: list[dict[str, Any]] = []
-    tool_calling = False
-    total = 0
-    for raw in records:
-        total += 1
-        if not tool_calling and isinstance(raw, dict) and has_tool_calls(raw):
-            tool_calling = True
-            counts[NO_TOOL_CALL] += len(pending)
-            pending.clear()
-        record, reason = check_record(
-            raw,
-            parse_function_arguments=options.parse_function_arguments,
-            max_tool_properties=options.max_tool_properties,
-        )
-        if record is None:
-            counts[str(reason)] += 1
-            continue
-        is_tool = has_tool_calls(record)
-        if not is_tool and not options.keep_non_tool_records:
-            if tool_calling:
-                counts[NO_TOOL_CALL] += 1
-            else:
-                pending.append(record)
-            continue
-        if deduper.admit(record):
-            kept.append(record)
-    # Still generic: no record had a tool call, so `kept` is empty and `pending` holds them all.
-    kept.extend(record for record in pending if deduper.admit(record))
-    counts[DUPLICATE] = deduper.removed
-    workload_type = WorkloadType.TOOL_CALLING if tool_calling else WorkloadType.GENERIC
-    return kept, _ordered(counts), total, workload_type
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Disable the cyclic GC for the block, re-enabling it only if this block disabled it.
-
-    On the way out, objects made meanwhile are moved to the oldest generation (freeze then
-    unfreeze, both O(1)) instead of being scanned at once by the next young collection: that
-    scan of every new record costs a third of the curation time. Nothing is leaked; young
-    garbage is simply left to the next full collection. Skipped if the process froze objects
-    itself (unfreezing would undo that).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
+def _parse(raw: RawRecord) -> dict[str, Any] | None:
+    if isinstance(raw, dict):
+        return raw
     try:
-        yield
-    finally:
-        if was_enabled:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
-
-
-def _check_options(options: CurationOptions) -> None:
-    if options.limit < options.min_total_records:
-        raise InvalidDataError(
-            f"limit ({options.limit}) cannot be less than min_total_records "
-            f"({options.min_total_records})"
-        )
-
-
-def _training_lines(
-    records: list[dict[str, Any]], workload_type: WorkloadType, warnings: list[str], what: str
-) -> list[dict[str, Any]]:
-    lines = [to_training_line(record, workload_type) for record in records]
-    usable = [line for line in lines if line is not None]
-    if len(usable) < len(lines):
-        warnings.append(f"{len(lines) - len(usable)} {what} records could not be formatted")
-    return usable
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _ordered(counts: Counter[str]) -> dict[str, int]:
-    """Non-zero counts, validation reasons first (in check order), then the rest by name."""
-    rank = {reason: index for index, reason in enumerate(REASONS)}
+    """Non-zero counts in pipeline order (parse, validation reasons, dedup, sample, leakage)."""
+    rank = {reason: index for index, reason in enumerate(_REPORT_ORDER)}
     names = sorted(
         (name for name, count in counts.items() if count),
         key=lambda n: (rank.get(n, len(rank)), n),

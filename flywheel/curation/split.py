@@ -62,7 +62,34 @@ def split_records(
     side falls back to a seeded random split (recorded in ``notes``). Raises
     :class:`InvalidDataError` when there is nothing to split or no training data would remain.
     """
-    n = len(records)
+    positions = split_labels(
+        [label(record) for record in records], eval_size=eval_size, val_ratio=val_ratio, seed=seed
+    )
+    return Split(
+        eval=[records[i] for i in positions.eval],
+        train=[records[i] for i in positions.train],
+        val=[records[i] for i in positions.val],
+        notes=positions.notes,
+        label_counts=positions.label_counts,
+    )
+
+
+@dataclass(frozen=True)
+class SplitPositions:
+    """Positions (into the labels given to :func:`split_labels`) of each set."""
+
+    eval: list[int]
+    train: list[int]
+    val: list[int]
+    notes: list[str] = field(default_factory=list)
+    label_counts: dict[str, int] = field(default_factory=dict)
+
+
+def split_labels(
+    labels: Sequence[str], *, eval_size: int, val_ratio: float, seed: int
+) -> SplitPositions:
+    """:func:`split_records` on the records' labels alone: which positions go to which set."""
+    n = len(labels)
     if n == 0:
         raise InvalidDataError("there are no records to split into eval, train and val sets")
     if eval_size < 0:
@@ -85,14 +112,12 @@ def split_records(
 
     rng = random.Random(seed)
     notes: list[str] = []
-    labels = [label(record) for record in records]
     rest_pos, eval_pos = _split_positions(labels, eval_n, rng, "eval", notes)
-    rest = [records[i] for i in rest_pos]
     train_pos, val_pos = _split_positions([labels[i] for i in rest_pos], val_n, rng, "val", notes)
-    return Split(
-        eval=[records[i] for i in eval_pos],
-        train=[rest[i] for i in train_pos],
-        val=[rest[i] for i in val_pos],
+    return SplitPositions(
+        eval=eval_pos,
+        train=[rest_pos[i] for i in train_pos],
+        val=[rest_pos[i] for i in val_pos],
         notes=notes,
         label_counts=dict(Counter(labels)),
     )

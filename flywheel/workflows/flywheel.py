@@ -20,6 +20,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from flywheel.activities import names
+    from flywheel.errors import ConfigError
     from flywheel.schemas import (
         Candidate,
         CandidateInput,
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         StepStatus,
     )
+    from flywheel.time_window import resolve_window
     from flywheel.workflows.candidate import CandidateWorkflow
     from flywheel.workflows.errors import failure_message
     from flywheel.workflows.options import BOOTSTRAP_RETRY, BOOTSTRAP_TIMEOUT, retry_policy, seconds
@@ -75,6 +77,10 @@ class FlywheelWorkflow:
             await self._record()
 
             self._stage("preparing datasets")
+            try:
+                since, until = resolve_window(request.since, request.until, workflow.now())
+            except ConfigError as exc:
+                raise ApplicationError(str(exc), type="ConfigError", non_retryable=True) from None
             datasets: DatasetBundle = await workflow.execute_activity(
                 names.PREPARE_DATASETS,
                 PrepareDatasetsInput(
@@ -82,6 +88,8 @@ class FlywheelWorkflow:
                     workload_id=request.workload_id,
                     client_id=request.client_id,
                     config=config,
+                    since=since,
+                    until=until,
                 ),
                 result_type=DatasetBundle,
                 start_to_close_timeout=seconds(config.timeouts.datasets_timeout_s),
@@ -223,7 +231,17 @@ class FlywheelWorkflow:
 
     def _stage(self, stage: str) -> None:
         self._stage_name = stage
-        workflow.set_current_details(f"Stage: {stage}")
+        details = f"Stage: {stage}"
+        if self._result is not None and self._result.datasets is not None:
+            report = self._result.datasets.report
+            dropped = ", ".join(f"{reason} {n}" for reason, n in report.dropped.items())
+            details += (
+                f"\n\nDatasets: {report.total_records} logs → {report.selected} selected "
+                f"(eval {report.eval_records}, train {report.train_records}, "
+                f"val {report.val_records}; {report.workload_type.value})"
+                + (f"\n\nDropped: {dropped}" if dropped else "")
+            )
+        workflow.set_current_details(details)
 
     async def _finish(self, status: RunStatus, error: str | None) -> None:
         assert self._result is not None

@@ -1,4 +1,4 @@
-"""Few-shot (ICL) records: token estimate, example text, uniform selection, fitting, injection."""
+"""Few-shot (ICL) records: token counts, example text, uniform selection, fitting, injection."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from flywheel.curation.icl import (
     PREAMBLE,
     Example,
     build_icl_records,
-    estimate_tokens,
     example_text,
     fit_examples,
     inject_examples,
     select_uniform,
 )
+from flywheel.curation.tokens import count_tokens
 from flywheel.schemas import WorkloadType
 from tests.curation.builders import labelled, make_record
 
@@ -36,18 +36,17 @@ def system_content(record: dict[str, Any]) -> Any:
 
 
 def request_tokens(record: dict[str, Any]) -> int:
-    return estimate_tokens(orjson.dumps(record["request"]).decode())
+    return count_tokens(orjson.dumps(record["request"]).decode())
 
 
-# --- token estimate and example text ----------------------------------------------------------
+# --- token counts and example text ----------------------------------------------------------
 
 
-def test_estimate_tokens() -> None:
-    assert estimate_tokens("") == 0
-    assert estimate_tokens("hello") == 2  # ceil(5/4)
-    assert estimate_tokens("abcd" * 100) == 120  # 100 by characters, +20 %
-    assert estimate_tokens("a " * 100) == 120  # 100 words outweigh 50 by characters
-    assert estimate_tokens("日本語" * 10) == 45  # 8 by characters + 30 for the extra bytes, +20 %
+def test_count_tokens_uses_the_offline_cl100k_encoding_plus_a_margin() -> None:
+    assert count_tokens("") == 0
+    assert count_tokens("hello world") == 2  # two cl100k tokens, margin rounds down
+    assert count_tokens("hello " * 100) == 121  # 101 cl100k tokens + 20 % (rounded down)
+    assert count_tokens("日本語" * 10) > count_tokens("abc" * 10)
 
 
 def test_example_text_of_a_tool_call() -> None:
@@ -268,7 +267,7 @@ def test_build_respects_each_records_budget() -> None:
     record = make_record("short question", tool="search")
     groups = select_uniform(train, max_examples=3, workload_type=TOOL, seed=2)
     tokens = [example.tokens for examples in groups.values() for example in examples]
-    preamble = estimate_tokens(PREAMBLE)
+    preamble = count_tokens(PREAMBLE)
     # room for the preamble and the two smallest examples, but not for all three
     room = preamble + sum(sorted(tokens)[:2])
     context = 500 + request_tokens(record) + room

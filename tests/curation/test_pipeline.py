@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import gc
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -228,21 +227,6 @@ def test_unstratifiable_split_is_reported() -> None:
     assert curated.report.warnings == [
         "eval split is random, not stratified: 4 records on its smaller side for 6 classes"
     ]
-
-
-def test_garbage_collector_state_is_restored() -> None:
-    assert gc.isenabled()
-    curate(workload(), options())
-    assert gc.isenabled()
-    with pytest.raises(InvalidDataError):
-        curate([], options())
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        curate(workload(), options())
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
 
 
 def test_curation_imports_nothing_from_the_outer_layers() -> None:

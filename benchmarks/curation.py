@@ -1,0 +1,170 @@
+"""Curation throughput and memory: N logged tool calls from the SQLite log store to datasets.
+
+Builds N synthetic customer-service tool-calling records (≈3 KB each with their tool schemas,
+~10 % repeats of earlier conversations), loads them into a fresh SQLite log store, then times
+exactly what the ``prepare_datasets`` activity runs — extract → validate → dedup → sample/split
+→ write eval/train/val → uniform ICL — in a fresh process, and prints JSON with records/s per
+stage and end to end, and the measuring process's peak RSS.
+
+    .venv/bin/python -m benchmarks.curation [--records 100000] [--repeat 3]
+
+Target (2 cores): ≥ 35,000 records/s end to end at 100,000 records, peak RSS ≤ 600 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+WORKLOAD = "benchmark-agent"
+TOOLS_PER_RECORD = 5
+URL = "http://127.0.0.1:9/v1"  # never called: curation only
+
+
+def synthetic_records(n: int, seed: int = 1) -> list[dict[str, Any]]:
+    """``n`` newest-last records: 90 % distinct calls, 10 % later repeats of earlier ones."""
+    from flywheel.sample_data import generate_customer_service_logs
+
+    unique = n - n // 10
+    records = generate_customer_service_logs(unique, seed=seed, workload_id=WORKLOAD)
+    rng = random.Random(seed)
+    for record in records:  # a realistic ≈3 KB: the called tool and a few others
+        tools = record["request"]["tools"]
+        called = {
+            call["function"]["name"]
+            for call in record["response"]["choices"][0]["message"].get("tool_calls") or []
+        }
+        first = [t for t in tools if t["function"]["name"] in called]
+        rest = [t for t in tools if t["function"]["name"] not in called]
+        record["request"]["tools"] = (first + rest)[:TOOLS_PER_RECORD]
+    for original in rng.sample(records, n - unique):
+        repeat = copy.deepcopy(original)
+        repeat["timestamp"] = _later(repeat["timestamp"])
+        records.append(repeat)
+    return records
+
+
+def _later(timestamp: str) -> str:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(timestamp) + timedelta(seconds=1)).isoformat()
+
+
+async def load(db: Path, n: int) -> dict[str, Any]:
+    """Write the synthetic records into a SQLite log store at ``db``."""
+    import orjson
+
+    from flywheel.clients.logstore.sqlite import SQLiteLogStore
+    from flywheel.schemas import LogRecord
+
+    records = synthetic_records(n)
+    sizes = [len(orjson.dumps(r)) for r in records]
+    async with SQLiteLogStore(db) as store:
+        for start in range(0, len(records), 5000):
+            await store.add([LogRecord.model_validate(r) for r in records[start : start + 5000]])
+    return {"records": len(records), "mean_record_bytes": round(statistics.mean(sizes))}
+
+
+async def measure(db: Path, artifacts_dir: Path, n: int) -> dict[str, Any]:
+    """Time one ``build_datasets`` over the store (run in a fresh process for a clean RSS)."""
+    from flywheel.activities.dataset_builder import DatasetSource, StageTimes, build_datasets
+    from flywheel.clients.artifacts import ArtifactStore
+    from flywheel.clients.logstore.sqlite import SQLiteLogStore
+    from flywheel.config import RunConfig
+
+    config = RunConfig.model_validate(
+        {
+            "data_split_config": {"limit": n, "eval_size": 500, "min_total_records": 50},
+            "icl_config": {"max_examples": 3, "max_context_length": 32768},
+            "candidates": [
+                {"name": "small", "model": "m1", "base_url": URL, "context_length": 8192},
+                {"name": "large", "model": "m2", "base_url": URL, "context_length": 32768},
+            ],
+        }
+    )
+    times = StageTimes()
+    async with SQLiteLogStore(db) as store:
+        started = time.perf_counter()
+        bundle = await build_datasets(
+            store,
+            ArtifactStore(artifacts_dir.as_uri()),
+            config,
+            DatasetSource(workload_id=WORKLOAD),
+            seed=1,
+            times=times,
+        )
+        total = time.perf_counter() - started
+    report = bundle.report
+    return {
+        "seconds": round(total, 3),
+        "records_per_second": round(report.total_records / total),
+        "stages": {
+            stage: {"seconds": round(s, 3), "records_per_second": round(report.total_records / s)}
+            for stage, s in times.seconds.items()
+            if s > 0
+        },
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "report": {
+            "total": report.total_records,
+            "dropped": report.dropped,
+            "eval": report.eval_records,
+            "train": report.train_records,
+            "val": report.val_records,
+        },
+    }
+
+
+def main(records: int, repeat: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "logs.db"
+        loaded = asyncio.run(load(db, records))
+        runs = []
+        for attempt in range(repeat):
+            artifacts = Path(tmp) / f"artifacts-{attempt}"
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.curation", "--measure", str(db), str(artifacts)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            )
+            runs.append(json.loads(out.stdout))
+    best = max(runs, key=lambda r: r["records_per_second"])
+    return {
+        "benchmark": "curation",
+        "cpus": os.cpu_count(),
+        **loaded,
+        "runs": [r["records_per_second"] for r in runs],
+        "median_records_per_second": round(
+            statistics.median(r["records_per_second"] for r in runs)
+        ),
+        "max_peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "best_run": best,
+        "target": {"records_per_second": 35000, "peak_rss_mb": 600},
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--measure", nargs=2, metavar=("DB", "ARTIFACTS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        db, artifacts = (Path(p) for p in args.measure)
+        print(json.dumps(asyncio.run(measure(db, artifacts, args.records))))
+    else:
+        print(json.dumps(main(args.records, args.repeat), indent=2))
