@@ -4,13 +4,17 @@
 VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
+# The `local` extra (in-process models) needs torch; pin a CPU build where one is at hand
+# (e.g. TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu").
+TORCH ?= torch==2.13.0
 
 .PHONY: quickstart test lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install --quiet $(TORCH)
+	$(VENV)/bin/pip install --quiet -e '.[test,local]'
 	touch $(STAMP)
 
 quickstart: $(STAMP)

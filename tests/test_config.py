@@ -597,3 +597,11 @@ def test_home_in_data_dir_is_expanded(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_relative_data_dir_gives_absolute_store_urls(tmp_path: Path) -> None:
     settings = load_settings(data_dir=Path("rel"))
     assert settings.log_store_url == f"sqlite:///{tmp_path}/rel/flywheel.db"
+
+
+def test_the_example_configuration_file_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "flywheel.example.yaml"
+    settings = load_settings(config_file=example, data_dir=tmp_path)
+    run = settings.run_config()
+    assert run.curation_config.leakage_guard and not run.curation_config.pii.enabled
+    assert [c.name for c in run.candidates] == ["llama-1b"]

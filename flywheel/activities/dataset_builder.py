@@ -263,7 +263,7 @@ async def _semantic_chooser(
 
     client = embedder()
     try:
-        pool_vectors = await client.embed([pool_texts[i] or "" for i in keep], input_type="passage")
+        pool_vectors = await client.embed([pool_texts[i] or "" for i in keep], input_type="query")
         eval_vectors = await client.embed([t or "" for t in eval_texts], input_type="query")
     finally:
         await client.aclose()

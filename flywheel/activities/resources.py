@@ -40,7 +40,10 @@ class WorkerResources:
         async with self._lock:
             if self._log_store is None:
                 assert self.settings.log_store_url is not None
-                self._log_store = open_log_store(self.settings.log_store_url)
+                self._log_store = open_log_store(
+                    self.settings.log_store_url,
+                    api_key=read_secret(self.settings.log_store_api_key_env),
+                )
             return self._log_store
 
     async def result_store(self) -> ResultStore:

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from flywheel.api import list_workloads, load_logs
 from flywheel.cli import render
-from flywheel.cli.common import EXIT_FAILED, console, err_console, run_async, state
+from flywheel.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    console,
+    err_console,
+    fail,
+    run_async,
+    state,
+)
 from flywheel.sample_data import (
+    DEFAULT_START,
     generate_customer_service_logs,
     generate_generic_logs,
     write_jsonl,
 )
+
+SINCE_HELP = "only records at or after this time (ISO date or datetime; no zone means UTC)"
+UNTIL_HELP = "only records before this time (ISO date or datetime; no zone means UTC)"
 
 app = typer.Typer(
     help="Log records in the log store (the blueprint's log schema).", no_args_is_help=True
@@ -59,9 +73,17 @@ def load(
 
 
 @app.command("list")
-def list_(ctx: typer.Context) -> None:
+def list_(
+    ctx: typer.Context,
+    since: str | None = typer.Option(None, help=SINCE_HELP),
+    until: str | None = typer.Option(None, help=UNTIL_HELP),
+) -> None:
     """Workloads in the log store, with record counts and time range."""
-    workloads = run_async(list_workloads(state(ctx).settings()))
+    window = _window(since, until)
+    workloads = run_async(list_workloads(state(ctx).settings(), since=window[0], until=window[1]))
+    if not workloads and (since or until):
+        console.print("no records in that time window")
+        return
     if not workloads:
         console.print("the log store is empty: load logs with `flywheel logs load FILE.jsonl`")
         return
@@ -76,15 +98,73 @@ def sample(
     generic: bool = typer.Option(False, help="a generic (no tools) FAQ workload instead"),
     workload_id: str | None = typer.Option(None, help="workload_id of the records"),
     client_id: str = typer.Option("sample-app", help="client_id of the records"),
+    since: str | None = typer.Option(
+        None, help="traffic starts after this time (ISO; default 2025-05-05T07:30:00Z)"
+    ),
+    until: str | None = typer.Option(
+        None, help="traffic ends before this time (ISO; default: about five days after the start)"
+    ),
 ) -> None:
     """Write a realistic sample workload (a customer-service agent with tools, by default)."""
+    start, end = _window(since, until)
+    if start is None:
+        start = DEFAULT_START if end is None else end - timedelta(days=5)
     if generic:
         logs = generate_generic_logs(
-            records, seed=seed, workload_id=workload_id or "faq-answers", client_id=client_id
+            records,
+            seed=seed,
+            workload_id=workload_id or "faq-answers",
+            client_id=client_id,
+            start=start,
         )
     else:
         logs = generate_customer_service_logs(
-            records, seed=seed, workload_id=workload_id or "customer-service", client_id=client_id
+            records,
+            seed=seed,
+            workload_id=workload_id or "customer-service",
+            client_id=client_id,
+            start=start,
         )
+    if end is not None:
+        _fit_into(logs, start, end)
     count = write_jsonl(out, logs)
     console.print(f"wrote {count} log records to {out} (workload {logs[0]['workload_id']})")
+
+
+def _when(value: str, option: str) -> datetime:
+    """An ISO date or datetime as aware UTC (no zone means UTC); a bad value exits with code 2."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        fail(
+            f"{option}: {value!r} is not an ISO date or datetime "
+            "(for example 2025-05-01 or 2025-05-01T12:00:00Z)",
+            EXIT_USAGE,
+        )
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """The parsed ``--since``/``--until`` pair; since must come before until."""
+    start = _when(since, "--since") if since is not None else None
+    end = _when(until, "--until") if until is not None else None
+    if start is not None and end is not None and start >= end:
+        fail(f"--since ({since}) must be before --until ({until})", EXIT_USAGE)
+    return start, end
+
+
+def _fit_into(logs: list[dict[str, Any]], start: datetime, end: datetime) -> None:
+    """Rescale the records' timestamps (whole seconds, order kept) into [start, end)."""
+    if not logs:
+        return
+    window = int((end - start).total_seconds())
+    times = [datetime.fromisoformat(r["timestamp"]) for r in logs]
+    span = max(int((times[-1] - start).total_seconds()), 0) + 1
+    for record, when in zip(logs, times, strict=True):
+        offset = int((when - start).total_seconds())
+        moved = start + timedelta(seconds=max(offset, 0) * window // span)
+        if moved.microsecond:  # printed in whole seconds: never before start
+            moved += timedelta(microseconds=1_000_000 - moved.microsecond)
+        record["timestamp"] = moved.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if isinstance(record["response"].get("created"), int):
+            record["response"]["created"] += int((moved - when).total_seconds())

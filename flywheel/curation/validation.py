@@ -15,7 +15,8 @@ from flywheel.curation.records import has_tool_calls
 from flywheel.schemas import WorkloadType
 
 INVALID_FORMAT: Final = "invalid_format"
-"""request/response not objects, messages not a non-empty list, or a message without a role."""
+"""request/response not objects, messages not a non-empty list, or a message with an unknown
+role or content that is neither text, typed parts nor (assistant only) null."""
 ERROR_RESPONSE: Final = "error_response"
 """The logged response is an error, not an answer."""
 BAD_TOOL_SCHEMA: Final = "bad_tool_schema"
@@ -51,6 +52,9 @@ REASONS: Final = (
 
 ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 """Chat roles accepted in ``request.messages``."""
+
+_CONTENT_OPTIONAL: Final = frozenset({"assistant", "function"})
+"""Roles whose content may be null (an assistant turn that only calls tools)."""
 
 Result = tuple[dict[str, Any] | None, str | None]
 
@@ -143,13 +147,32 @@ def check_record(
 
 
 def _check_messages(messages: Any) -> str | None:
-    """``invalid_format`` unless messages is a non-empty list of dicts with a known role."""
+    """``invalid_format`` unless messages is a non-empty list of well-formed chat messages.
+
+    Each needs a known role and content that is a string, a list of typed parts, or (only for
+    assistant turns, which may carry just tool calls) null.
+    """
     if not isinstance(messages, list) or not messages:
         return INVALID_FORMAT
     for message in messages:
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
+        if not isinstance(message, dict):
+            return INVALID_FORMAT
+        role = message.get("role")
+        if not isinstance(role, str) or role not in ROLES:
+            return INVALID_FORMAT
+        content = message.get("content")
+        if content is None:
+            if role not in _CONTENT_OPTIONAL:
+                return INVALID_FORMAT
+        elif not isinstance(content, str) and not _is_part_list(content):
             return INVALID_FORMAT
     return None
+
+
+def _is_part_list(content: Any) -> bool:
+    return isinstance(content, list) and all(
+        isinstance(part, dict) and isinstance(part.get("type"), str) for part in content
+    )
 
 
 def _check_tools(tools: Any, max_properties: int | None) -> str | None:

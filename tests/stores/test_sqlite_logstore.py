@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from flywheel.clients.logstore import LogStore, WorkloadSummary, open_log_store
@@ -133,6 +134,50 @@ async def test_client_filter(store: SQLiteLogStore) -> None:
     assert await collect(store, "w1", "nobody") == []
 
 
+async def test_iter_raw_yields_the_stored_json(store: SQLiteLogStore) -> None:
+    original = record(1).model_copy(update={"extra_field": {"k": [1, 2]}})
+    await store.add([original, record(2, ts="2024-01-01T01:00:02+01:00"), record(3)])
+    raw = [batch async for batch in store.iter_raw("w1", batch_size=2)]
+    parsed = [batch async for batch in store.iter_batches("w1", batch_size=2)]
+    assert all(isinstance(doc, str) for batch in raw for doc in batch)  # stored text as is
+    assert [[orjson.loads(doc) for doc in batch] for batch in raw] == parsed
+    assert [ids(b) for b in parsed] == [["q3", "q2"], ["q1"]]
+    assert raw[1][0] == original.model_dump_json()
+    assert orjson.loads(raw[0][1])["timestamp"] == "2024-01-01T01:00:02+01:00"
+    assert [len(b) async for b in store.iter_raw("w1", limit=1)] == [1]
+    assert [b async for b in store.iter_raw("w1", limit=0)] == []
+    with pytest.raises(ValueError, match="limit"):
+        _ = [b async for b in store.iter_raw("w1", limit=-1)]
+
+
+async def test_time_window(store: SQLiteLogStore) -> None:
+    await store.add([record(n, client="a" if n % 2 else "b") for n in range(10)])
+    await store.add([record(4, client="b", ts=T0.timestamp() + 4.5), record(50, workload="w2")])
+    since, until = T0 + timedelta(seconds=3), T0 + timedelta(seconds=7)
+    window = [ids(b) for b in await collect(store, "w1", since=since, until=until, batch_size=2)]
+    assert window == [["q6", "q5"], ["q4", "q4"], ["q3"]], "since inclusive, until exclusive"
+    assert [ids(b) for b in await collect(store, "w1", "a", since=since, until=until)] == [
+        ["q5", "q3"]
+    ]
+    assert [ids(b) for b in await collect(store, "w1", since=since, until=until, limit=2)] == [
+        ["q6", "q5"]
+    ]
+    naive = {"since": since.replace(tzinfo=None), "until": until.replace(tzinfo=None)}
+    assert await store.count("w1", **naive) == 5, "naive datetimes are UTC"
+    offset = timezone(timedelta(hours=2))
+    assert await store.count("w1", since=since.astimezone(offset)) == 8
+    assert await store.count("w1", until=T0 + timedelta(seconds=1)) == 1
+    assert await store.count(since=since, until=until) == 5
+    assert await store.count(client_id="b", since=since, until=until) == 3
+    assert await collect(store, "w1", since=until, until=since) == []
+    assert await store.workloads(since=since, until=until) == [
+        WorkloadSummary("w1", "a", 2, since, T0 + timedelta(seconds=5)),
+        WorkloadSummary("w1", "b", 3, T0 + timedelta(seconds=4), T0 + timedelta(seconds=6)),
+    ]
+    raw = [ids([orjson.loads(d) for d in b]) async for b in store.iter_raw("w1", since=until)]
+    assert raw == [["q9", "q8", "q7"]]
+
+
 async def test_counts(store: SQLiteLogStore) -> None:
     assert await store.count() == 0
     await store.add([record(n, client="a" if n < 3 else "b") for n in range(5)])
@@ -243,14 +288,6 @@ def test_open_log_store_picks_sqlite(tmp_path: Path) -> None:
     assert isinstance(store, SQLiteLogStore)
     assert store.path == tmp_path / "logs.db"
     assert not (tmp_path / "logs.db").exists()  # nothing happens until first use
-
-
-@pytest.mark.parametrize("url", ["http://localhost:9200", "https://elastic:s3cret@es.example:9200"])
-def test_elasticsearch_is_not_available(url: str) -> None:
-    with pytest.raises(ConfigError, match="Elasticsearch log store is not available") as info:
-        open_log_store(url)
-    assert "s3cret" not in str(info.value)
-    assert "sqlite:///" in str(info.value)
 
 
 @pytest.mark.parametrize("url", ["postgres://db/logs", "flywheel.db", "mongodb://h/db"])

@@ -1,14 +1,14 @@
 """The log store: where logged LLM calls live until a flywheel run curates them.
 
-Chosen by URL with :func:`open_log_store`. ``sqlite:///PATH`` is the embedded default (one file,
-no server); the blueprint's Elasticsearch index is not available in this version.
+Chosen by URL with :func:`open_log_store`: ``sqlite:///PATH`` is the embedded default (one file,
+no server); ``http(s)://HOST:PORT[/INDEX]`` is the blueprint's Elasticsearch log index.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -16,27 +16,67 @@ from flywheel.clients.urls import redact_url
 from flywheel.errors import ConfigError
 from flywheel.schemas import LogRecord
 
-__all__ = ["LogStore", "WorkloadSummary", "open_log_store"]
+RawLog = str | bytes
+"""One log record as JSON text."""
 
-ACCEPTED_FORMS = "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+__all__ = [
+    "LogStore",
+    "RawLog",
+    "WorkloadSummary",
+    "check_page_args",
+    "open_log_store",
+    "to_utc",
+]
+
+ACCEPTED_FORMS = (
+    "sqlite:///relative/path.db or sqlite:////absolute/path.db (embedded), or "
+    "http(s)://host:9200[/index] (Elasticsearch)"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class WorkloadSummary:
-    """How many records one (workload, client) pair has, and the time span they cover."""
+    """How many records one (workload, client) pair has, and the time span they cover.
+
+    ``oldest``/``newest`` are None only when no record has a readable timestamp (Elasticsearch
+    indexes a malformed timestamp as missing).
+    """
 
     workload_id: str
     client_id: str
     records: int
-    oldest: datetime
-    newest: datetime
+    oldest: datetime | None
+    newest: datetime | None
 
 
 class LogStore(Protocol):
-    """Stores log records and streams a workload's records back, newest first."""
+    """Stores log records and streams a workload's records back, newest first.
+
+    Every read takes an optional time window: ``since`` (inclusive) and ``until`` (exclusive)
+    compare with the records' timestamps; a naive datetime means UTC.
+    """
 
     async def add(self, records: Sequence[LogRecord]) -> int:
-        """Store ``records`` (all or none) and return how many were stored."""
+        """Store ``records`` and return how many were stored (all or none where the store can)."""
+        ...
+
+    def iter_raw(
+        self,
+        workload_id: str,
+        client_id: str | None = None,
+        *,
+        limit: int | None = None,
+        batch_size: int = 1000,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> AsyncIterator[list[RawLog]]:
+        """Yield the workload's records in batches, newest first, each as JSON text.
+
+        The text is the log document (``workload_id``, ``client_id``, ``timestamp``,
+        ``request``, ``response``) unparsed, as ``str`` or UTF-8 ``bytes`` (whichever the store
+        has at hand), so a consumer can parse it off the event loop.
+        Same records, order and batching as :meth:`iter_batches`.
+        """
         ...
 
     def iter_batches(
@@ -46,6 +86,8 @@ class LogStore(Protocol):
         *,
         limit: int | None = None,
         batch_size: int = 1000,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Yield the workload's records as JSON-mode dicts in batches, newest first.
 
@@ -55,11 +97,20 @@ class LogStore(Protocol):
         """
         ...
 
-    async def count(self, workload_id: str | None = None, client_id: str | None = None) -> int:
+    async def count(
+        self,
+        workload_id: str | None = None,
+        client_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
         """How many records match (None matches every value)."""
         ...
 
-    async def workloads(self) -> list[WorkloadSummary]:
+    async def workloads(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[WorkloadSummary]:
         """One summary per (workload_id, client_id), ordered by workload then client."""
         ...
 
@@ -77,10 +128,27 @@ class LogStore(Protocol):
     ) -> None: ...
 
 
-def open_log_store(url: str) -> LogStore:
+def to_utc(value: datetime | None) -> datetime | None:
+    """``value`` as an aware UTC datetime (naive means UTC); None stays None."""
+    if value is None:
+        return None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def check_page_args(limit: int | None, batch_size: int) -> None:
+    """Raise ValueError for a batch size below 1 or a negative limit (programming errors)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1 (got {batch_size})")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must not be negative (got {limit})")
+
+
+def open_log_store(url: str, *, api_key: str | None = None) -> LogStore:
     """The log store at ``url``; it connects on first use, so this does no I/O.
 
-    Raises ConfigError for a URL it cannot serve, naming the accepted forms.
+    ``api_key`` is an Elasticsearch API key (sent as ``Authorization: ApiKey …``); the SQLite
+    store has no use for it. Raises ConfigError for a URL it cannot serve, naming the accepted
+    forms.
     """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
@@ -89,8 +157,7 @@ def open_log_store(url: str) -> LogStore:
 
         return SQLiteLogStore(sqlite_path_from_url(url, what="log store"))
     if scheme in ("http", "https"):
-        raise ConfigError(
-            f"log_store_url {redact_url(url)!r}: the Elasticsearch log store is not available "
-            f"in this version; use {ACCEPTED_FORMS}"
-        )
+        from flywheel.clients.logstore.elasticsearch import ElasticsearchLogStore
+
+        return ElasticsearchLogStore(url, api_key=api_key)
     raise ConfigError(f"invalid log_store_url {redact_url(url)!r}: expected {ACCEPTED_FORMS}")

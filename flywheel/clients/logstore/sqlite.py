@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from flywheel.clients.closing import AsyncClosing
-from flywheel.clients.logstore import WorkloadSummary
+from flywheel.clients.logstore import WorkloadSummary, check_page_args
 from flywheel.clients.sqlite import DEFAULT_BUSY_TIMEOUT_MS, LazySQLite
 from flywheel.schemas import LogRecord
 
@@ -84,6 +84,20 @@ class SQLiteLogStore(AsyncClosing):
             await db.commit()
         return len(rows)
 
+    async def iter_raw(
+        self,
+        workload_id: str,
+        client_id: str | None = None,
+        *,
+        limit: int | None = None,
+        batch_size: int = 1000,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> AsyncIterator[list[str]]:
+        """Yield the workload's records newest first as the stored JSON text (not re-encoded)."""
+        async for rows in self._pages(workload_id, client_id, limit, batch_size, since, until):
+            yield rows
+
     async def iter_batches(
         self,
         workload_id: str,
@@ -91,15 +105,26 @@ class SQLiteLogStore(AsyncClosing):
         *,
         limit: int | None = None,
         batch_size: int = 1000,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Yield the workload's records newest first, one page query per batch (no OFFSET)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1 (got {batch_size})")
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must not be negative (got {limit})")
+        """Yield the workload's records newest first as JSON-mode dicts (see :meth:`iter_raw`)."""
+        async for rows in self._pages(workload_id, client_id, limit, batch_size, since, until):
+            yield [orjson.loads(text) for text in rows]
+
+    async def _pages(
+        self,
+        workload_id: str,
+        client_id: str | None,
+        limit: int | None,
+        batch_size: int,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> AsyncIterator[list[str]]:
+        """The stored JSON of matching records, one page query per batch (keyset, no OFFSET)."""
+        check_page_args(limit, batch_size)
         remaining = limit
-        where = "workload_id = ?" + (" AND client_id = ?" if client_id is not None else "")
-        params: tuple[Any, ...] = (workload_id,) if client_id is None else (workload_id, client_id)
+        where, params = _where(workload_id, client_id, since, until)
         first_sql = f"SELECT id, ts, record FROM log_records WHERE {where} "
         next_sql = first_sql + "AND (ts, id) < (?, ?) "
         order = "ORDER BY ts DESC, id DESC LIMIT ?"
@@ -117,37 +142,40 @@ class SQLiteLogStore(AsyncClosing):
                 return
             last_id, last_ts, _ = rows[-1]
             cursor = (last_ts, last_id)
-            batch = [orjson.loads(row[2]) for row in rows]
+            page: list[str] = [row[2] for row in rows]
             del rows
             if remaining is not None:
-                remaining -= len(batch)
-            yield batch
-            if len(batch) < size:
+                remaining -= len(page)
+            yield page
+            if len(page) < size:
                 return
 
-    async def count(self, workload_id: str | None = None, client_id: str | None = None) -> int:
+    async def count(
+        self,
+        workload_id: str | None = None,
+        client_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
         """How many records match; None matches every workload (or client)."""
-        clauses, args = [], []
-        if workload_id is not None:
-            clauses.append("workload_id = ?")
-            args.append(workload_id)
-        if client_id is not None:
-            clauses.append("client_id = ?")
-            args.append(client_id)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, args = _where(workload_id, client_id, since, until)
         db = await self._sqlite.connection()
-        async with db.execute(f"SELECT COUNT(*) FROM log_records{where}", args) as cur:
+        async with db.execute(f"SELECT COUNT(*) FROM log_records WHERE {where}", args) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def workloads(self) -> list[WorkloadSummary]:
+    async def workloads(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[WorkloadSummary]:
         """One summary per (workload_id, client_id), ordered by workload then client."""
+        where, args = _where(None, None, since, until)
         db = await self._sqlite.connection()
         sql = (
             "SELECT workload_id, client_id, COUNT(*), MIN(ts), MAX(ts) FROM log_records "
-            "GROUP BY workload_id, client_id ORDER BY workload_id, client_id"
+            f"WHERE {where} GROUP BY workload_id, client_id ORDER BY workload_id, client_id"
         )
-        async with db.execute(sql) as cur:
+        async with db.execute(sql, args) as cur:
             rows = await cur.fetchall()
         return [
             WorkloadSummary(
@@ -163,3 +191,27 @@ class SQLiteLogStore(AsyncClosing):
     async def aclose(self) -> None:
         """Close the connection (idempotent)."""
         await self._sqlite.aclose()
+
+
+def _where(
+    workload_id: str | None,
+    client_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (never empty) and its parameters for the given filters and window."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if workload_id is not None:
+        clauses.append("workload_id = ?")
+        args.append(workload_id)
+    if client_id is not None:
+        clauses.append("client_id = ?")
+        args.append(client_id)
+    if since is not None:
+        clauses.append("ts >= ?")
+        args.append(to_epoch_micros(since))
+    if until is not None:
+        clauses.append("ts < ?")
+        args.append(to_epoch_micros(until))
+    return (" AND ".join(clauses) or "1 = 1"), tuple(args)
