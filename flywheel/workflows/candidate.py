@@ -6,11 +6,15 @@ deploy ─► ┬─ evaluate(base) ──────────────�
 
 A failing step is recorded in the result and does not stop the other branches; teardown runs in
 ``finally`` so nothing stays deployed, whatever happened.
+
+Cancellation: a cancelled candidate starts no further step and waits until every branch has
+stopped (its activities confirmed cancelled) before tearing down.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 from temporalio import workflow
@@ -36,6 +40,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from flywheel.workflows.errors import failure_message
     from flywheel.workflows.options import retry_policy, seconds
+
+CANCEL_STOPS_STEPS = "cancel-stops-candidate-steps"
+"""Patch: once cancelled, start no new step and let no branch outlive the others (see
+``_cancel_requested`` and ``_all_branches``). Runs recorded before it replay the old way."""
 
 
 @workflow.defn(name="CandidateWorkflow")
@@ -67,7 +75,7 @@ class CandidateWorkflow:
                 summary=f"deploy {candidate.name}",
             )
             self._stage("evaluating")
-            await asyncio.gather(
+            await self._all_branches(
                 self._evaluate(deployment, EvalKind.BASE, request.datasets.eval),
                 self._evaluate(deployment, EvalKind.ICL, request.datasets.icl.get(candidate.name)),
                 self._customize_then_evaluate(deployment),
@@ -81,6 +89,7 @@ class CandidateWorkflow:
         except asyncio.CancelledError:
             self._result.status = StepStatus.CANCELLED
             self._result.error = "cancelled"
+            self._progress_cancelled()
             raise
         except ActivityError as exc:
             self._result.status = StepStatus.FAILED
@@ -234,6 +243,7 @@ class CandidateWorkflow:
                 result_type=None,
                 timeout_s=request.config.timeouts.teardown_timeout_s,
                 summary=f"teardown {request.candidate.name}",
+                cancellable=False,
             )
         except ActivityError as exc:
             message = f"teardown failed: {failure_message(exc)}"
@@ -251,14 +261,63 @@ class CandidateWorkflow:
             status=result.status, done=result.n_total, total=result.n_total
         )
 
+    async def _all_branches(self, *branches: Coroutine[Any, Any, None]) -> None:
+        """Run the branches concurrently; never leave one running when this returns or raises.
+
+        ``asyncio.gather`` raises as soon as one branch ends cancelled while the others are still
+        waiting for their activities' cancellation: teardown would then release the deployment
+        under running evaluations and the workflow complete with its activities still in flight.
+        """
+        tasks = [asyncio.create_task(branch) for branch in branches]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            pending = [task for task in tasks if not task.done()]
+            if pending and workflow.patched(CANCEL_STOPS_STEPS):
+                for task in pending:
+                    task.cancel()
+                await workflow.wait(pending)
+            raise
+
+    def _cancel_requested(self) -> bool:
+        """Whether this candidate was cancelled; checked before each new step is started.
+
+        A step that completes just as the cancel arrives returns its result normally (with
+        WAIT_CANCELLATION_COMPLETED the activity's outcome wins, and the task's cancellation is
+        spent), so without this check the branch would go on to start its next step (e.g. the
+        customized evaluation, or every evaluation after deploy) and nothing would ever cancel it.
+        """
+        return workflow.cancellation_reason() is not None and workflow.patched(CANCEL_STOPS_STEPS)
+
+    def _progress_cancelled(self) -> None:
+        """Steps still shown as running will not finish: show them as cancelled."""
+        assert self._progress is not None
+        for kind, progress in self._progress.evals.items():
+            if progress.status == StepStatus.RUNNING:
+                self._progress.evals[kind] = EvalProgress(
+                    status=StepStatus.CANCELLED, done=progress.done, total=progress.total
+                )
+        if self._progress.customization == StepStatus.RUNNING:
+            self._progress.customization = StepStatus.CANCELLED
+
     def _stage(self, stage: str) -> None:
         assert self._progress is not None
         self._progress.stage = stage
         workflow.set_current_details(f"{self._request.candidate.name}: {stage}")
 
     async def _activity(
-        self, name: str, arg: Any, *, result_type: type | None, timeout_s: float, summary: str
+        self,
+        name: str,
+        arg: Any,
+        *,
+        result_type: type | None,
+        timeout_s: float,
+        summary: str,
+        cancellable: bool = True,
     ) -> Any:
+        """Run one step; a cancellable step is not started once the candidate was cancelled."""
+        if cancellable and self._cancel_requested():
+            raise asyncio.CancelledError()
         timeouts = self._request.config.timeouts
         return await workflow.execute_activity(
             name,

@@ -9,6 +9,8 @@ Failures, delays and customization support are configured per candidate name.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,10 @@ class RecordingPlatform:
         self.events: list[tuple[str, str, Any]] = []
         self.deployed: set[str] = set()
         self.max_concurrent_deployments = 0
+        self.busy: dict[str, int] = {}
+        """Evaluations and customizations of each candidate in progress right now."""
+        self.torn_down_while_busy: list[str] = []
+        """Candidates torn down while one of their steps was still running (never should be)."""
 
     def _behaviour(self, name: str) -> Behaviour:
         return self.behaviours.get(name, Behaviour())
@@ -82,7 +88,8 @@ class RecordingPlatform:
         behaviour = self._behaviour(name)
         self.events.append(("evaluate", name, (request.kind.value, request.model)))
         started = utcnow()
-        await _sleep_with_heartbeat(behaviour.evaluate_delay_s, ctx)
+        async with self._busy(name):
+            await _sleep_with_heartbeat(behaviour.evaluate_delay_s, ctx)
         error = behaviour.evaluate_error.get(request.kind.value)
         if error:
             raise RemoteCallError(error, retryable=False)
@@ -103,7 +110,8 @@ class RecordingPlatform:
         self.events.append(("customize", name, request.train.n_records))
         if not behaviour.customize:
             raise UnsupportedOperation("not supported here")
-        await _sleep_with_heartbeat(behaviour.customize_delay_s, ctx)
+        async with self._busy(name):
+            await _sleep_with_heartbeat(behaviour.customize_delay_s, ctx)
         if behaviour.customize_error:
             raise RemoteCallError(behaviour.customize_error, retryable=False)
         return CustomizationResult(
@@ -116,10 +124,20 @@ class RecordingPlatform:
     async def teardown(self, request: TeardownInput, ctx: StepContext) -> None:
         name = request.candidate.name
         self.events.append(("teardown", name, request.customized_model))
+        if self.busy.get(name):
+            self.torn_down_while_busy.append(name)
         self.deployed.discard(name)
 
     async def aclose(self) -> None:
         return None
+
+    @asynccontextmanager
+    async def _busy(self, name: str) -> AsyncIterator[None]:
+        self.busy[name] = self.busy.get(name, 0) + 1
+        try:
+            yield
+        finally:
+            self.busy[name] -= 1
 
 
 async def _sleep_with_heartbeat(seconds: float, ctx: StepContext) -> None:

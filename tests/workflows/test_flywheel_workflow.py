@@ -147,21 +147,32 @@ async def test_cancel_tears_down_every_deployed_candidate(
     platform = RecordingPlatform(
         {n: Behaviour(evaluate_delay_s=60.0) for n in ("alpha", "beta", "gamma")}
     )
-    async with running_worker(dev_env.client, env_settings, {Platform.ENDPOINTS: platform}):
+    # A cancel reaches an activity in the reply to its next heartbeat sent to the server, and the
+    # worker sends at most one per min(heartbeat_throttle_s, 0.8 × heartbeat timeout): 0.5 s here.
+    worker = env_settings.worker.model_copy(update={"heartbeat_throttle_s": 0.5})
+    settings = env_settings.model_copy(update={"worker": worker})
+    async with running_worker(dev_env.client, settings, {Platform.ENDPOINTS: platform}):
         handle = await start_run(
-            dev_env.client, env_settings, WORKLOAD, overrides={"max_parallel_candidates": 2}
+            dev_env.client, settings, WORKLOAD, overrides={"max_parallel_candidates": 2}
         )
         for _ in range(200):
             if len(platform.deployed) == 2:
                 break
             await asyncio.sleep(0.05)
         assert platform.deployed == {"alpha", "beta"}
+        loop = asyncio.get_running_loop()
+        cancelled_at = loop.time()
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
+        # Evaluations take 60 s: the run must end as soon as their cancellation reaches them, also
+        # when a step completes just as the cancel arrives (the candidate must then start no
+        # further step, and still wait for the cancellation of every other branch).
+        assert loop.time() - cancelled_at < 15
     assert failure_message(failure.value) == "cancelled"
     assert platform.deployed == set()
     assert sorted(name for name, _ in platform.calls("teardown")) == ["alpha", "beta"]
+    assert platform.torn_down_while_busy == []  # teardown waits until every step has stopped
     assert sorted(name for name, _ in platform.calls("deploy")) == ["alpha", "beta"]  # no gamma
 
     stored = await stored_run(env_settings, handle.id)
