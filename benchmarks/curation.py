@@ -25,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +80,7 @@ async def load(db: Path, n: int) -> dict[str, Any]:
     return {"records": len(records), "mean_record_bytes": round(statistics.mean(sizes))}
 
 
-async def measure(db: Path, artifacts_dir: Path, n: int) -> dict[str, Any]:
+async def measure(db: Path, artifacts_dir: Path, n: int, workers: int) -> dict[str, Any]:
     """Time one ``build_datasets`` over the store (run in a fresh process for a clean RSS)."""
     from flywheel.activities.dataset_builder import DatasetSource, StageTimes, build_datasets
     from flywheel.clients.artifacts import ArtifactStore
@@ -96,6 +98,13 @@ async def measure(db: Path, artifacts_dir: Path, n: int) -> dict[str, Any]:
         }
     )
     times = StageTimes()
+    pools: list[ProcessPoolExecutor] = []
+
+    def processes() -> ProcessPoolExecutor | None:  # what a worker does (started when needed)
+        if workers > 0 and not pools:
+            pools.append(ProcessPoolExecutor(workers, mp_context=get_context("spawn")))
+        return pools[0] if pools else None
+
     async with SQLiteLogStore(db) as store:
         started = time.perf_counter()
         bundle = await build_datasets(
@@ -104,11 +113,15 @@ async def measure(db: Path, artifacts_dir: Path, n: int) -> dict[str, Any]:
             config,
             DatasetSource(workload_id=WORKLOAD),
             seed=1,
+            processes=processes,
             times=times,
         )
         total = time.perf_counter() - started
+    for pool in pools:
+        pool.shutdown()
     report = bundle.report
     return {
+        "processes": len(pools) and workers,
         "seconds": round(total, 3),
         "records_per_second": round(report.total_records / total),
         "stages": {
@@ -117,6 +130,11 @@ async def measure(db: Path, artifacts_dir: Path, n: int) -> dict[str, Any]:
             if s > 0
         },
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_pool_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+        "cpu_seconds": {
+            "main": round(_cpu(resource.RUSAGE_SELF), 2),
+            "pool": round(_cpu(resource.RUSAGE_CHILDREN), 2),
+        },
         "report": {
             "total": report.total_records,
             "dropped": report.dropped,
@@ -127,7 +145,12 @@ async def measure(db: Path, artifacts_dir: Path, n: int) -> dict[str, Any]:
     }
 
 
-def main(records: int, repeat: int) -> dict[str, Any]:
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main(records: int, repeat: int, workers: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "logs.db"
         loaded = asyncio.run(load(db, records))
@@ -135,7 +158,16 @@ def main(records: int, repeat: int) -> dict[str, Any]:
         for attempt in range(repeat):
             artifacts = Path(tmp) / f"artifacts-{attempt}"
             out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.curation", "--measure", str(db), str(artifacts)],
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.curation",
+                    f"--records={records}",
+                    f"--processes={workers}",
+                    "--measure",
+                    str(db),
+                    str(artifacts),
+                ],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -152,6 +184,7 @@ def main(records: int, repeat: int) -> dict[str, Any]:
             statistics.median(r["records_per_second"] for r in runs)
         ),
         "max_peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "max_peak_rss_pool_process_mb": max(r["peak_rss_pool_mb"] for r in runs),
         "best_run": best,
         "target": {"records_per_second": 35000, "peak_rss_mb": 600},
     }
@@ -161,10 +194,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--processes", type=int, default=os.cpu_count() or 1, help="curation processes (1: none)"
+    )
     parser.add_argument("--measure", nargs=2, metavar=("DB", "ARTIFACTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         db, artifacts = (Path(p) for p in args.measure)
-        print(json.dumps(asyncio.run(measure(db, artifacts, args.records))))
+        print(json.dumps(asyncio.run(measure(db, artifacts, args.records, args.processes))))
     else:
-        print(json.dumps(main(args.records, args.repeat), indent=2))
+        print(json.dumps(main(args.records, args.repeat, args.processes), indent=2))

@@ -384,6 +384,11 @@ class WorkerConfig(_Section):
     heartbeat_throttle_s: float = Field(
         5.0, gt=0, description="at most this long between heartbeats sent to Temporal (progress)"
     )
+    curation_processes: int | None = Field(
+        None,
+        ge=1,
+        description="processes for curating big workloads (null: one per CPU; 1: no pool)",
+    )
 
 
 # --- the effective configuration of one run --------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -224,3 +226,31 @@ async def test_semantic_selection_falls_back_to_uniform_when_embedding_fails(
     (warning,) = bundle.report.warnings
     assert warning.startswith("semantic ICL selection failed, used uniform instead:")
     assert "model not found" in warning
+
+
+async def test_process_pool_gives_the_same_datasets(
+    store: SQLiteLogStore, artifacts: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = run_config(
+        curation_config={"pii": {"enabled": True}, "near_duplicate_threshold": 0.95}
+    )
+    in_thread, _ = await build(store, artifacts, config)
+
+    import flywheel.activities.dataset_builder as builder
+
+    monkeypatch.setattr(builder, "PARALLEL_FROM_RECORDS", 50)
+    monkeypatch.setattr(builder, "READ_BATCH", 40)
+    started: list[ProcessPoolExecutor] = []
+
+    def processes() -> ProcessPoolExecutor:
+        started.append(ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")))
+        return started[0]
+
+    try:
+        in_pool, _ = await build(store, artifacts, config, processes=processes)
+    finally:
+        for pool in started:
+            pool.shutdown()
+    assert len(started) == 1
+    assert in_pool == in_thread
+    assert in_pool.report.pii_redactions == in_thread.report.pii_redactions

@@ -1,8 +1,10 @@
 """Log store → curation → artifact store: the work behind ``prepare_datasets``.
 
 Kept free of Temporal so the curation benchmark runs exactly this code. Logs are read as raw
-JSON a batch at a time and scanned in a worker thread; datasets are streamed to the artifact
-store. Peak memory is the survivors' raw JSON plus one batch, never the parsed workload.
+JSON a batch at a time; datasets are streamed to the artifact store. Peak memory is the
+survivors' raw JSON plus a few batches, never the parsed workload. The per-record work (parse,
+validate, fingerprint; format training lines) runs in a process pool once a workload is big
+enough to repay it, else in a worker thread: the same functions either way, so the same bytes.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,10 +23,18 @@ from typing import Any
 from flywheel.clients.artifacts import ArtifactStore
 from flywheel.clients.embeddings import Embedder
 from flywheel.clients.logstore import LogStore
+from flywheel.clients.spill import SpillFile
 from flywheel.config import RunConfig
-from flywheel.curation.icl import Example, choose_uniform, inject_all, make_example
+from flywheel.curation.icl import (
+    Example,
+    choose_uniform,
+    inject_all,
+    make_example,
+    request_token_counts,
+)
 from flywheel.curation.pii import build_redactor
-from flywheel.curation.pipeline import CurationOptions, CurationPlan, Curator
+from flywheel.curation.pipeline import CurationOptions, CurationPlan, Curator, Which
+from flywheel.curation.scan import Scanned, scan_batch
 from flywheel.curation.similarity import query_text, select_semantic
 from flywheel.errors import FlywheelError, InvalidDataError
 from flywheel.schemas import DatasetBundle, DatasetFormat, DatasetRef, WorkloadType
@@ -30,8 +42,16 @@ from flywheel.schemas import DatasetBundle, DatasetFormat, DatasetRef, WorkloadT
 EXPORT_FACTOR = 2
 """Read the newest ``EXPORT_FACTOR × limit`` logs: validation and dedup then thin them out."""
 
+READ_BATCH = 1_000
+"""Records per batch read from the log store (and per scanning task)."""
+PARALLEL_FROM_RECORDS = 10_000
+"""Records scanned in-thread before the process pool (if any) is used: small runs never pay
+for starting processes."""
+
 Heartbeat = Callable[[dict[str, Any]], None]
 EmbedderFactory = Callable[[], Embedder]
+ProcessPool = Callable[[], Executor | None]
+"""Gives the process pool for curation work (started on first call), or None for none."""
 
 
 @dataclass
@@ -74,13 +94,27 @@ async def build_datasets(
     *,
     seed: int,
     embedder: EmbedderFactory | None = None,
+    processes: ProcessPool | None = None,
     heartbeat: Heartbeat | None = None,
     times: StageTimes | None = None,
 ) -> DatasetBundle:
     """Curate the newest logs of ``source`` and write eval, train, val and ICL datasets."""
     beat = heartbeat or (lambda _details: None)
     times = times or StageTimes()
-    plan = await _scan(store, config, source, seed, beat, times)
+    with SpillFile() as spill:
+        plan = await _scan(store, config, source, seed, beat, times, _Work(processes), spill)
+        return await _write_datasets(plan, artifacts, config, seed, embedder, beat, times)
+
+
+async def _write_datasets(
+    plan: CurationPlan,
+    artifacts: ArtifactStore,
+    config: RunConfig,
+    seed: int,
+    embedder: EmbedderFactory | None,
+    beat: Heartbeat,
+    times: StageTimes,
+) -> DatasetBundle:
 
     beat({"stage": "writing datasets"})
     with times.stage("write_eval"):
@@ -88,12 +122,8 @@ async def build_datasets(
             lambda: artifacts.put_jsonl_sync(plan.eval_records(), DatasetFormat.EVAL)
         )
     with times.stage("write_train_val"):
-        train_ref = await asyncio.to_thread(
-            artifacts.put_jsonl_sync, plan.training_lines("train"), DatasetFormat.TRAINING
-        )
-        val_ref = await asyncio.to_thread(
-            artifacts.put_jsonl_sync, plan.training_lines("val"), DatasetFormat.TRAINING
-        )
+        train_ref = await _write_training(plan, "train", artifacts)
+        val_ref = await _write_training(plan, "val", artifacts)
     with times.stage("icl"):
         icl_refs, icl_stats, warnings = await _icl_datasets(
             plan, artifacts, config, seed, embedder, beat
@@ -128,6 +158,34 @@ def curation_options(config: RunConfig, seed: int) -> CurationOptions:
     )
 
 
+class _Work:
+    """Runs per-record work in the process pool when there is one and it pays, else a thread."""
+
+    def __init__(self, processes: ProcessPool | None) -> None:
+        self._processes = processes
+        self._pool: Executor | None = None
+        self.window = 2
+
+    def start(self) -> None:
+        """Start the pool's processes now (in the background) rather than on first use."""
+        pool = self.pool()
+        if pool is not None:
+            for _ in range(self.window // 2):
+                pool.submit(int)  # each spawns (and imports in) one process
+
+    def pool(self) -> Executor | None:
+        if self._pool is None and self._processes is not None:
+            self._pool = self._processes()
+            self.window = 2 * max(getattr(self._pool, "_max_workers", 1), 1)
+        return self._pool
+
+    def run(self, parallel: bool, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        pool = self.pool() if parallel else None
+        if pool is None:
+            return asyncio.to_thread(fn, *args)
+        return asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+
 async def _scan(
     store: LogStore,
     config: RunConfig,
@@ -135,18 +193,37 @@ async def _scan(
     seed: int,
     beat: Heartbeat,
     times: StageTimes,
+    work: _Work,
+    spill: SpillFile,
 ) -> CurationPlan:
     curator = Curator(
-        curation_options(config, seed), redactor=build_redactor(config.curation_config.pii)
+        curation_options(config, seed),
+        redactor=build_redactor(config.curation_config.pii),
+        keeper=spill,
     )
     batches = store.iter_raw(
         source.workload_id,
         source.client_id,
         limit=EXPORT_FACTOR * config.data_split_config.limit,
+        batch_size=READ_BATCH,
         since=source.since,
         until=source.until,
     ).__aiter__()
-    # The store reads the next batch while this one is scanned (both release the GIL at times).
+    scanning: deque[tuple[list[Any], Awaitable[Scanned]]] = deque()
+    read = 0
+    expected = await store.count(
+        source.workload_id, source.client_id, since=source.since, until=source.until
+    )
+    if min(expected, EXPORT_FACTOR * config.data_split_config.limit) >= PARALLEL_FROM_RECORDS:
+        work.start()  # big: spawn the processes now, while the first batches are read
+        read = PARALLEL_FROM_RECORDS
+
+    async def accept_oldest() -> None:
+        batch, results = scanning.popleft()
+        curator.accept(batch, await results)
+        beat({"stage": "reading logs", "records": curator.total})
+
+    # The store reads the next batch while earlier ones are scanned.
     upcoming = asyncio.ensure_future(anext(batches, None))
     try:
         while True:
@@ -156,8 +233,25 @@ async def _scan(
                 break
             upcoming = asyncio.ensure_future(anext(batches, None))
             with times.stage("validate_dedup"):
-                await asyncio.to_thread(curator.feed, batch)
-            beat({"stage": "reading logs", "records": curator.total})
+                parallel = read >= PARALLEL_FROM_RECORDS
+                read += len(batch)
+                scanning.append(
+                    (
+                        batch,
+                        work.run(
+                            parallel,
+                            scan_batch,
+                            batch,
+                            curator.scan_settings,
+                            curator.tool_calling,
+                        ),
+                    )
+                )
+                while len(scanning) > work.window:
+                    await accept_oldest()
+        with times.stage("validate_dedup"):
+            while scanning:
+                await accept_oldest()
     finally:
         if not upcoming.done():
             upcoming.cancel()
@@ -169,6 +263,19 @@ async def _scan(
     beat({"stage": "splitting", "records": curator.total})
     with times.stage("sample_split"):
         return await asyncio.to_thread(curator.finish)
+
+
+async def _write_training(plan: CurationPlan, which: Which, artifacts: ArtifactStore) -> DatasetRef:
+    """Stream the train or val set's lines (formatted in pass one) to the artifact store."""
+
+    def write() -> DatasetRef:
+        with artifacts.jsonl_writer(DatasetFormat.TRAINING) as writer:
+            for data, lines in plan.training_chunks(which):
+                writer.write(data, lines)
+        assert writer.ref is not None
+        return writer.ref
+
+    return await asyncio.to_thread(write)
 
 
 async def _icl_datasets(
@@ -198,6 +305,8 @@ async def _icl_datasets(
         groups = await asyncio.to_thread(_uniform_examples, plan, pool, icl.max_examples, seed)
         chooser = lambda _index: groups  # noqa: E731 - the same examples for every record
 
+    eval_records = await asyncio.to_thread(plan.eval_records)
+    request_tokens = await asyncio.to_thread(request_token_counts, eval_records)
     by_context: dict[int, DatasetRef] = {}
     stats: dict[str, dict[str, float]] = {}
     refs: dict[str, DatasetRef] = {}
@@ -208,10 +317,11 @@ async def _icl_datasets(
 
             def build(context_length: int = context_length) -> tuple[DatasetRef, dict[str, float]]:
                 records, record_stats = inject_all(
-                    plan.eval_records(),
+                    eval_records,
                     chooser,
                     context_length=context_length,
                     reserved_tokens=icl.reserved_tokens,
+                    request_tokens=request_tokens,
                 )
                 return artifacts.put_jsonl_sync(records, DatasetFormat.EVAL), record_stats
 

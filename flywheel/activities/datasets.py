@@ -34,6 +34,7 @@ class DatasetActivities:
             ),
             seed=seed if seed is not None else derive_seed(request.run_id),
             embedder=self._resources.embedder_factory(request.config),
+            processes=self._resources.curation_pool,
             heartbeat=activity.heartbeat,
             times=times,
         )

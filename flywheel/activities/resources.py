@@ -7,7 +7,10 @@ platforms (for example a recording one) without touching module state.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ProcessPoolExecutor
 
 from flywheel.clients.artifacts import ArtifactStore
 from flywheel.clients.embeddings import Embedder, EmbedderCache, open_embedder
@@ -34,6 +37,7 @@ class WorkerResources:
         self._log_store: LogStore | None = None
         self._result_store: ResultStore | None = None
         self._embedders = EmbedderCache()
+        self._curation_pool: ProcessPoolExecutor | None = None
         self._lock = asyncio.Lock()
 
     async def log_store(self) -> LogStore:
@@ -68,6 +72,20 @@ class WorkerResources:
             embedding, api_key=read_secret(embedding.api_key_env), cache=self._embedders
         )
 
+    def curation_pool(self) -> Executor | None:
+        """The worker's process pool for curation work, started on first use (None: no pool).
+
+        Spawned, not forked: the worker process runs threads (Temporal's core, aiosqlite).
+        """
+        size = self.settings.worker.curation_processes or os.cpu_count() or 1
+        if size <= 1:
+            return None
+        if self._curation_pool is None:
+            self._curation_pool = ProcessPoolExecutor(
+                size, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._curation_pool
+
     def platform(self, name: Platform) -> ModelPlatform:
         try:
             return self._platforms[name]
@@ -86,3 +104,5 @@ class WorkerResources:
         if self._result_store is not None:
             await self._result_store.aclose()
         self._embedders.clear()
+        if self._curation_pool is not None:
+            self._curation_pool.shutdown(cancel_futures=True)

@@ -130,41 +130,24 @@ class ArtifactStore:
     def put_jsonl_sync(self, records: Iterable[Any], fmt: DatasetFormat) -> DatasetRef:
         """:meth:`put_jsonl` for a worker thread: streams ``records`` (any iterable, consumed
         once) to a temporary file while hashing, then moves it to its content address."""
-        folder = f"datasets/{fmt.value}"
-        self._fs.makedirs(self._full(folder), exist_ok=True)
-        tmp = self._full(f"{folder}/incoming-{uuid.uuid4().hex}.jsonl.tmp")
-        digest = hashlib.sha256()
-        count = 0
-        try:
-            with self._fs.open(tmp, "wb") as fh:
-                buffer: list[bytes] = []
-                size = 0
-                for record in records:
-                    line = dumps_line(record) + b"\n"
-                    buffer.append(line)
-                    size += len(line)
-                    count += 1
-                    if size >= _WRITE_CHUNK:
-                        chunk = b"".join(buffer)
-                        digest.update(chunk)
-                        fh.write(chunk)
-                        buffer.clear()
-                        size = 0
-                chunk = b"".join(buffer)
-                digest.update(chunk)
-                fh.write(chunk)
-            path = f"{folder}/{digest.hexdigest()}.jsonl"
-            if self._fs.exists(self._full(path)):
-                self._fs.rm(tmp)
-            else:
-                self._fs.mv(tmp, self._full(path))
-        except BaseException:
-            if self._fs.exists(tmp):
-                self._fs.rm(tmp)
-            raise
-        return DatasetRef(
-            uri=self.uri_for(path), sha256=digest.hexdigest(), n_records=count, format=fmt
-        )
+        with self.jsonl_writer(fmt) as writer:
+            buffer: list[bytes] = []
+            size = 0
+            for record in records:
+                line = dumps_line(record) + b"\n"
+                buffer.append(line)
+                size += len(line)
+                if size >= _WRITE_CHUNK:
+                    writer.write(b"".join(buffer), len(buffer))
+                    buffer.clear()
+                    size = 0
+            writer.write(b"".join(buffer), len(buffer))
+        assert writer.ref is not None
+        return writer.ref
+
+    def jsonl_writer(self, fmt: DatasetFormat) -> JsonlWriter:
+        """A writer for a dataset given as ready JSONL chunks (blocking; use from a thread)."""
+        return JsonlWriter(self, fmt)
 
     async def read_jsonl(self, uri_or_path: str) -> list[Any]:
         """All records of a JSONL file (datasets are bounded by the run's ``limit``)."""
@@ -183,3 +166,48 @@ class ArtifactStore:
         for path in await self.list(prefix):
             if path.endswith(".jsonl"):
                 yield path, await self.read_jsonl(path)
+
+
+class JsonlWriter:
+    """Writes a JSONL dataset in chunks to a temporary file, hashing as it goes; on a clean exit
+    moves it to ``datasets/<format>/<sha256>.jsonl`` (``ref`` then describes it)."""
+
+    def __init__(self, store: ArtifactStore, fmt: DatasetFormat) -> None:
+        self._store = store
+        self._fmt = fmt
+        self._folder = f"datasets/{fmt.value}"
+        self._tmp = store._full(f"{self._folder}/incoming-{uuid.uuid4().hex}.jsonl.tmp")
+        self._digest = hashlib.sha256()
+        self._count = 0
+        self._fh: Any = None
+        self.ref: DatasetRef | None = None
+
+    def __enter__(self) -> JsonlWriter:
+        fs = self._store._fs
+        fs.makedirs(self._store._full(self._folder), exist_ok=True)
+        self._fh = fs.open(self._tmp, "wb")
+        return self
+
+    def write(self, chunk: bytes, lines: int) -> None:
+        """Append ``chunk`` (``lines`` complete lines, each ending in a newline)."""
+        self._digest.update(chunk)
+        self._fh.write(chunk)
+        self._count += lines
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        fs = self._store._fs
+        self._fh.close()
+        if exc_type is not None:
+            if fs.exists(self._tmp):
+                fs.rm(self._tmp)
+            return
+        digest = self._digest.hexdigest()
+        path = f"{self._folder}/{digest}.jsonl"
+        full = self._store._full(path)
+        if fs.exists(full):
+            fs.rm(self._tmp)
+        else:
+            fs.mv(self._tmp, full)
+        self.ref = DatasetRef(
+            uri=self._store.uri_for(path), sha256=digest, n_records=self._count, format=self._fmt
+        )

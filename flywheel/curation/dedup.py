@@ -80,6 +80,10 @@ def _calls_key(calls: Any) -> Hashable:
 def _tool_names(tools: Any) -> tuple[str, ...]:
     if not isinstance(tools, list):
         return ()
+    try:  # the common, well-formed case in one pass
+        return tuple(sorted(tool["function"]["name"] for tool in tools))
+    except (KeyError, TypeError):
+        pass
     names: list[str] = []
     for tool in tools:
         function = tool.get("function") if isinstance(tool, dict) else None

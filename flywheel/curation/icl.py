@@ -158,19 +158,23 @@ def inject_all(
     context_length: int,
     reserved_tokens: int,
     count: TokenCounter = count_tokens,
+    request_tokens: Sequence[int] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Few-shot copies of ``eval_records``; ``examples_for(i)`` gives record i's candidates.
 
     Each record's budget is ``context_length - reserved_tokens - tokens(its request)``; the
     preamble and the examples must fit in it. Records where nothing fits are left unchanged.
+    ``request_tokens`` may give the requests' counts (see :func:`request_token_counts`).
     Stats: records, mean_examples, mean_tokens_used, unchanged.
     """
     preamble_tokens = count(PREAMBLE)
+    if request_tokens is None:
+        request_tokens = request_token_counts(eval_records, count)
     results: list[dict[str, Any]] = []
     injected = unchanged = tokens_used = 0
     for index, record in enumerate(eval_records):
         groups = examples_for(index)
-        budget = context_length - reserved_tokens - _request_tokens(record, count)
+        budget = context_length - reserved_tokens - request_tokens[index]
         budget -= preamble_tokens
         chosen = fit_examples(groups, budget) if groups and budget > 0 else []
         if chosen:
@@ -187,6 +191,13 @@ def inject_all(
         "unchanged": unchanged,
     }
     return results, stats
+
+
+def request_token_counts(
+    records: Sequence[dict[str, Any]], count: TokenCounter = count_tokens
+) -> list[int]:
+    """Tokens of each record's request (its messages, tools and settings as JSON)."""
+    return [_request_tokens(record, count) for record in records]
 
 
 def build_icl_records(

@@ -247,6 +247,10 @@ class Redactor:
             text = detector.pattern.sub(replace, text)
         return text
 
+    def redact_messages(self, messages: list[Any]) -> list[Any]:
+        """Chat messages with personal data replaced (the same list when nothing matched)."""
+        return _map_list(messages, self._message)
+
     def redact_record(self, record: dict[str, Any]) -> dict[str, Any]:
         """The logged call with personal data replaced in request and response messages.
 

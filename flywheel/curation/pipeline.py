@@ -10,23 +10,28 @@ raw line and label; :class:`CurationPlan` then parses only the records it output
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import orjson
 
-from flywheel.curation.dedup import Deduper
 from flywheel.curation.formats import to_eval_record, to_training_line
-from flywheel.curation.near_dup import MinHasher, NearDuplicateIndex, input_text, normalised_key
-from flywheel.curation.records import has_tool_calls, tool_name
+from flywheel.curation.near_dup import NearDuplicateIndex, normalised_key
+from flywheel.curation.scan import (
+    INVALID_JSON,
+    RawRecord,
+    Scanned,
+    ScanSettings,
+    parse,
+    redact_line,
+    scan_batch,
+)
 from flywheel.curation.split import sample, split_labels
 from flywheel.curation.validation import NO_TOOL_CALL, REASONS, check_record
 from flywheel.errors import InvalidDataError
 from flywheel.schemas import CurationReport, WorkloadType
 
-INVALID_JSON = "invalid_json"
-"""Report key: a stored line that is not a JSON object (the store was written by another app)."""
 DUPLICATE = "duplicate"
 """Report key: records whose conversation input repeats a newer record's."""
 NEAR_DUPLICATE = "near_duplicate"
@@ -38,9 +43,6 @@ EVAL_LEAKAGE = "eval_leakage"
 
 _REPORT_ORDER = (INVALID_JSON, *REASONS, DUPLICATE, NEAR_DUPLICATE, SAMPLED_OUT, EVAL_LEAKAGE)
 
-RawRecord = bytes | str | dict[str, Any]
-"""A logged call as stored (JSON text) or already parsed."""
-
 Which = Literal["train", "val"]
 
 
@@ -50,6 +52,18 @@ class Redactor(Protocol):
     counts: Counter[str]
 
     def redact_record(self, record: dict[str, Any]) -> dict[str, Any]: ...
+
+    def redact_messages(self, messages: list[Any]) -> list[Any]: ...
+
+
+class RawKeeper(Protocol):
+    """Where the survivors' raw lines wait for pass two: a list, or e.g. a spill file."""
+
+    def append(self, raw: RawRecord, /) -> None: ...
+
+    def __getitem__(self, index: int, /) -> RawRecord: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -74,9 +88,17 @@ class Curator:
     Holds, per surviving record, its raw line and label. Near-duplicate removal (when enabled)
     runs over every record, so no near duplicate is left to sit on both sides of the split;
     the plan's leakage guard then catches inputs equal up to case, spacing and punctuation.
+    :meth:`feed` scans in this thread; a caller with other processes at hand may run
+    :func:`~flywheel.curation.scan.scan_batch` there and hand the results to :meth:`accept`.
     """
 
-    def __init__(self, options: CurationOptions, *, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        options: CurationOptions,
+        *,
+        redactor: Redactor | None = None,
+        keeper: RawKeeper | None = None,
+    ) -> None:
         if options.limit < options.min_total_records:
             raise InvalidDataError(
                 f"limit ({options.limit}) cannot be less than min_total_records "
@@ -84,54 +106,64 @@ class Curator:
             )
         self._options = options
         self._redactor = redactor
+        self.scan_settings = ScanSettings(
+            parse_function_arguments=options.parse_function_arguments,
+            max_tool_properties=options.max_tool_properties,
+            signatures=options.near_duplicate_threshold is not None,
+            input_keys=options.leakage_guard,
+            lines=True,
+        )
         self._counts: Counter[str] = Counter()
-        self._deduper = Deduper()
+        self._seen: set[bytes] = set()
         threshold = options.near_duplicate_threshold
-        self._hasher = MinHasher() if threshold is not None else None
         self._near = NearDuplicateIndex(threshold) if threshold is not None else None
-        self._raw: list[RawRecord] = []
+        self._raw: RawKeeper = keeper if keeper is not None else []
         self._labels: list[str] = []
+        self._lines: list[bytes | None] = []
+        self._input_keys: list[bytes | None] = []
         # Plain answers seen before the first tool call, when those may have to be dropped.
-        self._pending: list[tuple[RawRecord, dict[str, Any]]] = []
+        self._pending: list[tuple[RawRecord, _Kept]] = []
         self._tool_calling = False
         self.total = 0
 
+    @property
+    def tool_calling(self) -> bool:
+        """Whether a tool call has been seen yet (the workload is tool-calling)."""
+        return self._tool_calling
+
     def feed(self, batch: Iterable[RawRecord]) -> None:
         """Scan a batch of records (in newest-first order across batches)."""
-        options = self._options
-        for raw in batch:
+        records = list(batch)
+        self.accept(records, scan_batch(records, self.scan_settings, self._tool_calling))
+
+    def accept(self, batch: Sequence[RawRecord], scanned: Scanned) -> None:
+        """Take the :func:`scan_batch` results of ``batch``."""
+        if len(scanned) != len(batch):
+            raise ValueError(f"{len(scanned)} scan results for a batch of {len(batch)}")
+        keep_plain = self._options.keep_non_tool_records
+        for index, raw in enumerate(batch):
             self.total += 1
-            record = _parse(raw)
-            if record is None:
-                self._counts[INVALID_JSON] += 1
-                continue
-            if not self._tool_calling and has_tool_calls(record):
+            if not self._tool_calling and scanned.raw_calls_tool[index]:
                 self._tool_calling = True
                 self._counts[NO_TOOL_CALL] += len(self._pending)
                 self._pending.clear()
-            checked, reason = check_record(
-                record,
-                parse_function_arguments=options.parse_function_arguments,
-                max_tool_properties=options.max_tool_properties,
-            )
-            if checked is None:
-                self._counts[str(reason)] += 1
-                continue
-            if not options.keep_non_tool_records and not has_tool_calls(checked):
+            reason = scanned.reasons[index]
+            if reason is not None:
+                self._counts[reason] += 1
+            elif not keep_plain and not scanned.calls_tool[index]:
                 if self._tool_calling:
                     self._counts[NO_TOOL_CALL] += 1
                 else:
-                    self._pending.append((raw, checked))
-                continue
-            self._admit(raw, checked)
+                    self._pending.append((raw, _Kept.of(scanned, index)))
+            else:
+                self._admit(raw, _Kept.of(scanned, index))
 
     def finish(self) -> CurationPlan:
         """Check the minimum, sample to ``limit`` and split; raise InvalidDataError if too few."""
         options = self._options
-        for raw, record in self._pending:  # the workload stayed generic: keep them after all
-            self._admit(raw, record)
+        for raw, result in self._pending:  # the workload stayed generic: keep them after all
+            self._admit(raw, result)
         self._pending.clear()
-        self._counts[DUPLICATE] = self._deduper.removed
         valid = len(self._raw)
         if valid < options.min_total_records:
             raise InvalidDataError(
@@ -149,9 +181,11 @@ class Curator:
             val_ratio=options.val_ratio,
             seed=options.seed,
         )
-        plan = CurationPlan(
+        return CurationPlan(
             raw=self._raw,
             labels=self._labels,
+            lines=self._lines,
+            input_keys=self._input_keys,
             eval_positions=[positions[i] for i in split.eval],
             train_positions=[positions[i] for i in split.train],
             val_positions=[positions[i] for i in split.val],
@@ -165,27 +199,59 @@ class Curator:
             label_counts=split.label_counts,
             warnings=list(split.notes),
         )
-        return plan
 
-    def _admit(self, raw: RawRecord, record: dict[str, Any]) -> None:
-        if not self._deduper.admit(record):
-            return
-        if self._hasher is not None and self._near is not None:
-            signature = self._hasher.signature(input_text(record))
-            if self._near.add_if_new(len(self._raw), signature) is not None:
-                self._counts[NEAR_DUPLICATE] += 1
+    def _admit(self, raw: RawRecord, result: _Kept) -> None:
+        if result.key is not None:
+            if result.key in self._seen:
+                self._counts[DUPLICATE] += 1
                 return
+            self._seen.add(result.key)
+        near, signature = self._near, result.signature
+        if (
+            near is not None
+            and signature is not None
+            and near.add_if_new(len(self._raw), signature) is not None
+        ):
+            self._counts[NEAR_DUPLICATE] += 1
+            return
         # A parsed input is kept checked (normalised); raw text is re-checked when it is used.
-        self._raw.append(record if isinstance(raw, dict) else raw)
-        self._labels.append(tool_name(record))
+        self._raw.append(result.record if result.record is not None else raw)
+        self._labels.append(result.label)
+        self._lines.append(result.line)
+        self._input_keys.append(result.input_key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """One scanned record that passed validation."""
+
+    label: str
+    key: bytes | None
+    signature: Any
+    input_key: bytes | None
+    line: bytes | None
+    record: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, scanned: Scanned, index: int) -> _Kept:
+        return cls(
+            scanned.labels[index],
+            scanned.keys[index],
+            scanned.signatures[index],
+            scanned.input_keys[index],
+            scanned.lines[index],
+            scanned.records[index],
+        )
 
 
 @dataclass
 class CurationPlan:
     """Pass two: which survivors form each set; parses and formats them one at a time."""
 
-    raw: list[RawRecord]
+    raw: RawKeeper
     labels: list[str]
+    lines: list[bytes | None]
+    input_keys: list[bytes | None]
     eval_positions: list[int]
     train_positions: list[int]
     val_positions: list[int]
@@ -233,25 +299,58 @@ class CurationPlan:
         return self._eval_records
 
     def training_lines(self, which: Which) -> Iterator[dict[str, Any]]:
-        """Train or val lines, one at a time, leaving out records that leak eval inputs."""
-        eval_keys = self._leakage_keys()
+        """Train or val lines as dicts (see :meth:`training_chunks`)."""
+        for data, _count in self.training_chunks(which):
+            for line in data.splitlines():
+                yield orjson.loads(line)
+
+    def training_chunks(self, which: Which, size: int = 2000) -> Iterator[tuple[bytes, int]]:
+        """The train or val set as JSONL chunks ``(bytes, lines)``, leaving out records that
+        repeat an eval input; counts what it wrote (for :meth:`report`)."""
+        eval_keys = self.eval_keys()
+        positions = self.train_positions if which == "train" else self.val_positions
+        stored_lines, input_keys, redactor = self.lines, self.input_keys, self.redactor
         written = unusable = 0
-        for position in self.train_positions if which == "train" else self.val_positions:
-            if position in self.leaked:
-                continue
-            record = self.record(position, redact=False, check=False)
-            if eval_keys and normalised_key(record) in eval_keys:
-                self.leaked.add(position)
-                continue
-            line = to_training_line(self._redacted(record), self.workload_type)
-            if line is None:
-                unusable += 1
-                continue
-            written += 1
-            yield line
+        for start in range(0, len(positions), size):
+            lines: list[bytes] = []
+            for position in positions[start : start + size]:
+                if eval_keys:
+                    key = input_keys[position]
+                    if key is None:
+                        key = normalised_key(self.record(position, redact=False))
+                    if key in eval_keys:
+                        self.leaked.add(position)
+                        continue
+                line = stored_lines[position]
+                if line is None:
+                    line = self._line(position)
+                    if line is None:
+                        unusable += 1
+                        continue
+                if redactor is not None:
+                    line = redact_line(line, redactor)
+                lines.append(line)
+            if lines:
+                lines.append(b"")
+                written += len(lines) - 1
+                yield b"\n".join(lines), len(lines) - 1
         self.written[which] = written
         if unusable:
             self.warnings.append(f"{unusable} {which} records could not be formatted")
+
+    def eval_keys(self) -> frozenset[bytes]:
+        """Normalised input keys of the eval records (empty when the leakage guard is off)."""
+        if not self.options.leakage_guard:
+            return frozenset()
+        self.eval_records()
+        return frozenset(self._eval_keys or ())
+
+    def _line(self, position: int) -> bytes | None:
+        """The training line of a record whose form was undecided in pass one."""
+        item = self.raw[position]
+        record = item if isinstance(item, dict) else parse(item)
+        formatted = to_training_line(record, self.workload_type) if record else None
+        return orjson.dumps(formatted) if formatted is not None else None
 
     def pool_positions(self) -> list[int]:
         """Train positions usable as few-shot examples (never a record that leaks eval)."""
@@ -297,12 +396,6 @@ class CurationPlan:
                 row[which] += 1
         return dict(sorted(splits.items(), key=lambda item: (-sum(item[1].values()), item[0])))
 
-    def _leakage_keys(self) -> set[bytes]:
-        if not self.options.leakage_guard:
-            return set()
-        self.eval_records()
-        return self._eval_keys or set()
-
     def _redacted(self, record: dict[str, Any]) -> dict[str, Any]:
         return self.redactor.redact_record(record) if self.redactor is not None else record
 
@@ -339,16 +432,6 @@ def curate(
         workload_type=plan.workload_type,
         report=plan.report(),
     )
-
-
-def _parse(raw: RawRecord) -> dict[str, Any] | None:
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _ordered(counts: Counter[str]) -> dict[str, int]:

@@ -182,16 +182,20 @@ def _check_tools(tools: Any, max_properties: int | None) -> str | None:
     if not isinstance(tools, list):
         return BAD_TOOL_SCHEMA
     for tool in tools:
-        if not isinstance(tool, dict) or tool.get("type") != "function":
+        if type(tool) is not dict or tool.get("type") != "function":
             return BAD_TOOL_SCHEMA
         function = tool.get("function")
-        if not isinstance(function, dict) or not _is_name(function.get("name")):
+        if type(function) is not dict:
+            return BAD_TOOL_SCHEMA
+        name = function.get("name")
+        if type(name) is not str or not name or (name[0].isspace() and not name.strip()):
             return BAD_TOOL_SCHEMA
         if max_properties is not None:
             parameters = function.get("parameters")
-            properties = parameters.get("properties") if isinstance(parameters, dict) else None
-            if isinstance(properties, dict) and len(properties) > max_properties:
-                return TOO_MANY_TOOL_PROPERTIES
+            if type(parameters) is dict:
+                properties = parameters.get("properties")
+                if type(properties) is dict and len(properties) > max_properties:
+                    return TOO_MANY_TOOL_PROPERTIES
     return None
 
 

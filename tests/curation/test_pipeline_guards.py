@@ -203,3 +203,22 @@ def test_minimum_counts_the_survivors_after_near_dedup() -> None:
     records = [make_record(sentence(1) + f" {'x' * i}", tool="search") for i in range(30)]
     with pytest.raises(InvalidDataError, match=r"near_duplicate="):
         curate(records, options(near_duplicate_threshold=0.5))
+
+
+def test_training_lines_carry_tools_only_in_tool_calling_workloads() -> None:
+    offered = ["search", "lookup"]
+    plain = [make_record(sentence(i), tools=offered) for i in range(40)]  # tools offered, unused
+    generic = curate(plain, options())
+    assert generic.report.workload_type.value == "generic"
+    assert all("tools" not in line for line in generic.train_lines + generic.val_lines)
+
+    # Plain answers seen before the first tool call still get the tool-calling form.
+    calls = [make_record(sentence(100 + i), tool=TOOLS[i % 3], tools=offered) for i in range(40)]
+    mixed = curate(plain + calls, options())
+    assert mixed.report.workload_type.value == "tool_calling"
+    lines = mixed.train_lines + mixed.val_lines
+    assert all(line["tools"][0]["function"]["name"] == "search" for line in lines)
+    plain_lines = [line for line in lines if "tool_calls" not in line["messages"][-1]]
+    assert plain_lines and all(
+        line["messages"][-1]["content"] == "an answer" for line in plain_lines
+    )

@@ -139,10 +139,10 @@ async def test_iter_raw_yields_the_stored_json(store: SQLiteLogStore) -> None:
     await store.add([original, record(2, ts="2024-01-01T01:00:02+01:00"), record(3)])
     raw = [batch async for batch in store.iter_raw("w1", batch_size=2)]
     parsed = [batch async for batch in store.iter_batches("w1", batch_size=2)]
-    assert all(isinstance(doc, str) for batch in raw for doc in batch)  # stored text as is
+    assert all(isinstance(doc, bytes) for batch in raw for doc in batch)
     assert [[orjson.loads(doc) for doc in batch] for batch in raw] == parsed
     assert [ids(b) for b in parsed] == [["q3", "q2"], ["q1"]]
-    assert raw[1][0] == original.model_dump_json()
+    assert raw[1][0] == original.model_dump_json().encode()
     assert orjson.loads(raw[0][1])["timestamp"] == "2024-01-01T01:00:02+01:00"
     assert [len(b) async for b in store.iter_raw("w1", limit=1)] == [1]
     assert [b async for b in store.iter_raw("w1", limit=0)] == []

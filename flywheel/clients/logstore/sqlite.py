@@ -93,8 +93,8 @@ class SQLiteLogStore(AsyncClosing):
         batch_size: int = 1000,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> AsyncIterator[list[str]]:
-        """Yield the workload's records newest first as the stored JSON text (not re-encoded)."""
+    ) -> AsyncIterator[list[bytes]]:
+        """Yield the workload's records newest first as the stored JSON (UTF-8 bytes)."""
         async for rows in self._pages(workload_id, client_id, limit, batch_size, since, until):
             yield rows
 
@@ -120,12 +120,13 @@ class SQLiteLogStore(AsyncClosing):
         batch_size: int,
         since: datetime | None,
         until: datetime | None,
-    ) -> AsyncIterator[list[str]]:
+    ) -> AsyncIterator[list[bytes]]:
         """The stored JSON of matching records, one page query per batch (keyset, no OFFSET)."""
         check_page_args(limit, batch_size)
         remaining = limit
         where, params = _where(workload_id, client_id, since, until)
-        first_sql = f"SELECT id, ts, record FROM log_records WHERE {where} "
+        # As a BLOB the JSON comes back as bytes, with no decoding into str on the way.
+        first_sql = f"SELECT id, ts, CAST(record AS BLOB) FROM log_records WHERE {where} "
         next_sql = first_sql + "AND (ts, id) < (?, ?) "
         order = "ORDER BY ts DESC, id DESC LIMIT ?"
         cursor: tuple[int, int] | None = None
@@ -142,7 +143,7 @@ class SQLiteLogStore(AsyncClosing):
                 return
             last_id, last_ts, _ = rows[-1]
             cursor = (last_ts, last_id)
-            page: list[str] = [row[2] for row in rows]
+            page: list[bytes] = [row[2] for row in rows]
             del rows
             if remaining is not None:
                 remaining -= len(page)
