@@ -14,7 +14,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -269,9 +269,18 @@ async def _write_training(plan: CurationPlan, which: Which, artifacts: ArtifactS
     """Stream the train or val set's lines (formatted in pass one) to the artifact store."""
 
     def write() -> DatasetRef:
-        with artifacts.jsonl_writer(DatasetFormat.TRAINING) as writer:
+        # Hashing and writing a chunk (both release the GIL) overlap building the next one.
+        with (
+            artifacts.jsonl_writer(DatasetFormat.TRAINING) as writer,
+            ThreadPoolExecutor(1) as output,
+        ):
+            written: Future[None] | None = None
             for data, lines in plan.training_chunks(which):
-                writer.write(data, lines)
+                if written is not None:
+                    written.result()
+                written = output.submit(writer.write, data, lines)
+            if written is not None:
+                written.result()
         assert writer.ref is not None
         return writer.ref
 

@@ -122,7 +122,7 @@ class Curator:
         self._lines: list[bytes | None] = []
         self._input_keys: list[bytes | None] = []
         # Plain answers seen before the first tool call, when those may have to be dropped.
-        self._pending: list[tuple[RawRecord, _Kept]] = []
+        self._pending: list[tuple[RawRecord, Scanned, int]] = []
         self._tool_calling = False
         self.total = 0
 
@@ -141,28 +141,32 @@ class Curator:
         if len(scanned) != len(batch):
             raise ValueError(f"{len(scanned)} scan results for a batch of {len(batch)}")
         keep_plain = self._options.keep_non_tool_records
-        for index, raw in enumerate(batch):
-            self.total += 1
-            if not self._tool_calling and scanned.raw_calls_tool[index]:
+        reasons, calls_tool = scanned.reasons, scanned.calls_tool
+        if not self._tool_calling and any(scanned.raw_calls_tool):
+            first = scanned.raw_calls_tool.index(1)
+        else:
+            first = -1
+        self.total += len(batch)
+        for index, reason in enumerate(reasons):
+            if index == first:
                 self._tool_calling = True
                 self._counts[NO_TOOL_CALL] += len(self._pending)
                 self._pending.clear()
-            reason = scanned.reasons[index]
             if reason is not None:
                 self._counts[reason] += 1
-            elif not keep_plain and not scanned.calls_tool[index]:
+            elif not keep_plain and not calls_tool[index]:
                 if self._tool_calling:
                     self._counts[NO_TOOL_CALL] += 1
                 else:
-                    self._pending.append((raw, _Kept.of(scanned, index)))
+                    self._pending.append((batch[index], scanned, index))
             else:
-                self._admit(raw, _Kept.of(scanned, index))
+                self._admit(batch[index], scanned, index)
 
     def finish(self) -> CurationPlan:
         """Check the minimum, sample to ``limit`` and split; raise InvalidDataError if too few."""
         options = self._options
-        for raw, result in self._pending:  # the workload stayed generic: keep them after all
-            self._admit(raw, result)
+        for raw, scanned, index in self._pending:  # still generic: keep them after all
+            self._admit(raw, scanned, index)
         self._pending.clear()
         valid = len(self._raw)
         if valid < options.min_total_records:
@@ -200,13 +204,14 @@ class Curator:
             warnings=list(split.notes),
         )
 
-    def _admit(self, raw: RawRecord, result: _Kept) -> None:
-        if result.key is not None:
-            if result.key in self._seen:
+    def _admit(self, raw: RawRecord, scanned: Scanned, index: int) -> None:
+        key = scanned.keys[index]
+        if key is not None:
+            if key in self._seen:
                 self._counts[DUPLICATE] += 1
                 return
-            self._seen.add(result.key)
-        near, signature = self._near, result.signature
+            self._seen.add(key)
+        near, signature = self._near, scanned.signatures[index]
         if (
             near is not None
             and signature is not None
@@ -215,33 +220,11 @@ class Curator:
             self._counts[NEAR_DUPLICATE] += 1
             return
         # A parsed input is kept checked (normalised); raw text is re-checked when it is used.
-        self._raw.append(result.record if result.record is not None else raw)
-        self._labels.append(result.label)
-        self._lines.append(result.line)
-        self._input_keys.append(result.input_key)
-
-
-@dataclass(frozen=True, slots=True)
-class _Kept:
-    """One scanned record that passed validation."""
-
-    label: str
-    key: bytes | None
-    signature: Any
-    input_key: bytes | None
-    line: bytes | None
-    record: dict[str, Any] | None
-
-    @classmethod
-    def of(cls, scanned: Scanned, index: int) -> _Kept:
-        return cls(
-            scanned.labels[index],
-            scanned.keys[index],
-            scanned.signatures[index],
-            scanned.input_keys[index],
-            scanned.lines[index],
-            scanned.records[index],
-        )
+        record = scanned.records[index]
+        self._raw.append(record if record is not None else raw)
+        self._labels.append(scanned.labels[index])
+        self._lines.append(scanned.lines[index])
+        self._input_keys.append(scanned.input_keys[index])
 
 
 @dataclass

@@ -147,12 +147,24 @@ def line_bytes(record: dict[str, Any], tool_calling: bool) -> bytes | None:
 def dedup_digest(record: dict[str, Any]) -> bytes | None:
     """A 16-byte digest of :func:`~flywheel.curation.dedup.dedup_key`, equal in every process.
 
-    ``repr`` of the key (nested tuples of strings, bytes and None) depends only on its value.
+    The key (nested tuples of strings, bytes and None) is serialised by value: as JSON, or by
+    ``repr`` for the rare key JSON cannot hold (lone surrogates).
     """
     key = dedup_key(record)
     if not isinstance(key, tuple):
         return None
-    return hashlib.blake2b(repr(key).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    try:
+        data = orjson.dumps(key, default=_bytes_as_text)
+    except TypeError:
+        data = b"r" + repr(key).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _bytes_as_text(value: Any) -> str:
+    """Canonical JSON of structured content, marked so it never equals a plain string."""
+    if isinstance(value, bytes):
+        return "\x00" + value.decode("utf-8", "surrogatepass")
+    raise TypeError
 
 
 def parse(raw: RawRecord) -> dict[str, Any] | None:

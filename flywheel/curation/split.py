@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
+
 from flywheel.curation.records import tool_name
 from flywheel.errors import InvalidDataError
 
@@ -110,7 +112,7 @@ def split_labels(
             f"takes {val_n} for validation: there would be no training data"
         )
 
-    rng = random.Random(seed)
+    rng = np.random.default_rng(seed)
     notes: list[str] = []
     rest_pos, eval_pos = _split_positions(labels, eval_n, rng, "eval", notes)
     train_pos, val_pos = _split_positions([labels[i] for i in rest_pos], val_n, rng, "val", notes)
@@ -152,7 +154,7 @@ def allocate(counts: dict[str, int], total: int) -> dict[str, int]:
 
 
 def _split_positions(
-    labels: Sequence[str], test_n: int, rng: random.Random, what: str, notes: list[str]
+    labels: Sequence[str], test_n: int, rng: np.random.Generator, what: str, notes: list[str]
 ) -> tuple[list[int], list[int]]:
     """Positions (kept, taken) with ``len(taken) == test_n``, stratified where possible."""
     n = len(labels)
@@ -164,8 +166,7 @@ def _split_positions(
                 f"{what} split is random, not stratified: {smaller_side} records on its smaller "
                 f"side for {len(groups)} classes"
             )
-        positions = list(range(n))
-        rng.shuffle(positions)
+        positions = rng.permutation(n).tolist()
         return positions[test_n:], positions[:test_n]
 
     classes = sorted(groups)
@@ -173,10 +174,12 @@ def _split_positions(
     kept: list[int] = []
     taken: list[int] = []
     for name in classes:
-        members = groups[name]
-        rng.shuffle(members)
+        members = _shuffled(groups[name], rng)
         taken.extend(members[: shares[name]])
         kept.extend(members[shares[name] :])
-    rng.shuffle(kept)
-    rng.shuffle(taken)
-    return kept, taken
+    return _shuffled(kept, rng), _shuffled(taken, rng)
+
+
+def _shuffled(items: list[int], rng: np.random.Generator) -> list[int]:
+    """``items`` in a random order (numpy: fast for the hundreds of thousands of a big run)."""
+    return np.asarray(items, dtype=np.int64)[rng.permutation(len(items))].tolist()
