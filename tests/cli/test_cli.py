@@ -709,9 +709,20 @@ async def test_run_end_to_end_through_the_cli(cli: Cli) -> None:
             (run_id, "customer-service", "completed")
         ]
 
+        shown = await cli.run("results", run_id, env=env)
+        assert shown.returncode == 0, shown.stderr
+        # The curation report: records per label and set, and the ICL line.
+        assert re.search(r"label\s+eval\s+train\s+val", shown.stdout), shown.stdout
+        assert re.search(r"lookup_order\s+\d+\s+\d+\s+\d+", shown.stdout)
+        assert re.search(r"ICL \(context \d+, uniform\): \d\.\d examples", shown.stdout)
+
         shown = await cli.run("results", run_id, "--json", env=env)
         assert shown.returncode == 0, shown.stderr
         run = json.loads(shown.stdout)
+        report = run["datasets"]["report"]
+        assert sum(sum(row.values()) for row in report["tool_splits"].values()) == (
+            report["eval_records"] + report["train_records"] + report["val_records"]
+        )
         assert run["run_id"] == run_id and run["status"] == "completed"
         assert run["config"]["data_split_config"]["random_seed"] == 3
         (candidate,) = run["candidates"]
