@@ -73,6 +73,7 @@ async def run_worker(
     client = client or await connect(settings.temporal)
     resources = WorkerResources(settings, platforms=platforms)
     try:
+        resources.warm_up()
         worker = build_worker(client, settings, resources)
         log.info(
             "worker polling task queue %r on %s (namespace %s)",

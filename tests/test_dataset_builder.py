@@ -254,3 +254,30 @@ async def test_process_pool_gives_the_same_datasets(
     assert len(started) == 1
     assert in_pool == in_thread
     assert in_pool.report.pii_redactions == in_thread.report.pii_redactions
+
+
+async def test_worker_resources_own_the_curation_pool(tmp_path: Path) -> None:
+    from flywheel.activities.resources import WorkerResources
+    from flywheel.config import Settings
+
+    single = WorkerResources(
+        Settings(data_dir=tmp_path / "one", worker={"curation_processes": 1}), platforms={}
+    )
+    assert single.curation_pool() is None
+    single.warm_up()  # nothing to start
+    await single.aclose()
+
+    resources = WorkerResources(
+        Settings(data_dir=tmp_path / "two", worker={"curation_processes": 2}), platforms={}
+    )
+    resources.warm_up()
+    pool = resources.curation_pool()
+    assert isinstance(pool, ProcessPoolExecutor)
+    assert resources.curation_pool() is pool  # one per worker, reused by every run
+    from flywheel.curation.scan import ScanSettings, scan_batch
+
+    scanned = pool.submit(scan_batch, [b"{}", b"nope"], ScanSettings()).result(timeout=60)
+    assert scanned.reasons == ["invalid_format", "invalid_json"]
+    await resources.aclose()
+    with pytest.raises(RuntimeError):
+        pool.submit(int)

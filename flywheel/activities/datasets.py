@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
 from temporalio import activity
 
 from flywheel.activities import names
-from flywheel.activities.dataset_builder import DatasetSource, StageTimes, build_datasets
+from flywheel.activities.dataset_builder import (
+    DatasetSource,
+    Heartbeat,
+    StageTimes,
+    build_datasets,
+)
 from flywheel.activities.errors import translate_errors
 from flywheel.activities.resources import WorkerResources
 from flywheel.curation.split import derive_seed
@@ -22,22 +33,23 @@ class DatasetActivities:
         """Read the workload's newest logs, curate them and write the datasets; return refs."""
         seed = request.config.data_split_config.random_seed
         times = StageTimes()
-        bundle = await build_datasets(
-            await self._resources.log_store(),
-            self._resources.artifacts,
-            request.config,
-            DatasetSource(
-                workload_id=request.workload_id,
-                client_id=request.client_id,
-                since=request.since,
-                until=request.until,
-            ),
-            seed=seed if seed is not None else derive_seed(request.run_id),
-            embedder=self._resources.embedder_factory(request.config),
-            processes=self._resources.curation_pool,
-            heartbeat=activity.heartbeat,
-            times=times,
-        )
+        async with _steady_heartbeat() as heartbeat:
+            bundle = await build_datasets(
+                await self._resources.log_store(),
+                self._resources.artifacts,
+                request.config,
+                DatasetSource(
+                    workload_id=request.workload_id,
+                    client_id=request.client_id,
+                    since=request.since,
+                    until=request.until,
+                ),
+                seed=seed if seed is not None else derive_seed(request.run_id),
+                embedder=self._resources.embedder_factory(request.config),
+                processes=self._resources.curation_pool,
+                heartbeat=heartbeat,
+                times=times,
+            )
         report = bundle.report
         activity.logger.info(
             "curated %d of %d records (eval %d, train %d, val %d) in %s",
@@ -49,3 +61,33 @@ class DatasetActivities:
             ", ".join(f"{stage} {s:.2f}s" for stage, s in times.seconds.items()),
         )
         return bundle
+
+
+@contextlib.asynccontextmanager
+async def _steady_heartbeat() -> AsyncIterator[Heartbeat]:
+    """Heartbeat at least every third of the heartbeat timeout, repeating the latest details.
+
+    Long waits (an embeddings endpoint, a slow store) then neither time the activity out nor
+    keep a cancellation from reaching it.
+    """
+    latest: list[Any] = [{"stage": "starting"}]
+
+    def beat(details: dict[str, Any]) -> None:
+        latest[0] = details
+        activity.heartbeat(details)
+
+    timeout = activity.info().heartbeat_timeout or timedelta(seconds=30)
+    interval = max(timeout.total_seconds() / 3, 0.1)
+
+    async def keep_beating() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            activity.heartbeat(latest[0])
+
+    task = asyncio.create_task(keep_beating())
+    try:
+        yield beat
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

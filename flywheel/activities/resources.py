@@ -17,6 +17,7 @@ from flywheel.clients.embeddings import Embedder, EmbedderCache, open_embedder
 from flywheel.clients.logstore import LogStore, open_log_store
 from flywheel.clients.results import ResultStore, open_result_store
 from flywheel.config import Platform, RunConfig, Settings, read_secret
+from flywheel.curation.scan import ScanSettings, scan_batch
 from flywheel.errors import UnsupportedOperation
 from flywheel.platforms import build_platforms
 from flywheel.platforms.base import ModelPlatform
@@ -85,6 +86,13 @@ class WorkerResources:
                 size, mp_context=multiprocessing.get_context("spawn")
             )
         return self._curation_pool
+
+    def warm_up(self) -> None:
+        """Start the curation processes now (without waiting), so no run pays for spawning."""
+        pool = self.curation_pool()
+        if pool is not None:
+            for _ in range(self.settings.worker.curation_processes or os.cpu_count() or 1):
+                pool.submit(scan_batch, [], ScanSettings())  # imports curation in each process
 
     def platform(self, name: Platform) -> ModelPlatform:
         try:

@@ -43,6 +43,19 @@ with workflow.unsafe.imports_passed_through():
     from flywheel.workflows.options import BOOTSTRAP_RETRY, BOOTSTRAP_TIMEOUT, retry_policy, seconds
 
 
+CANCEL_WHILE_CURATING = "cancel-while-curating-is-cancelled"
+"""Patch: a run cancelled during prepare_datasets ends cancelled (it used to end failed)."""
+
+
+def _cancelled_step(exc: BaseException) -> bool:
+    """An activity that ended because this run was cancelled."""
+    return (
+        isinstance(exc, ActivityError)
+        and isinstance(exc.cause, CancelledError)
+        and workflow.cancellation_reason() is not None
+    )
+
+
 @workflow.defn(name="FlywheelWorkflow")
 class FlywheelWorkflow:
     def __init__(self) -> None:
@@ -112,6 +125,10 @@ class FlywheelWorkflow:
             await self._finish(RunStatus.CANCELLED, "cancelled")
             raise
         except (ActivityError, ApplicationError) as exc:
+            if _cancelled_step(exc) and workflow.patched(CANCEL_WHILE_CURATING):
+                # A cancel during prepare_datasets arrives as that activity's cancellation.
+                await self._finish(RunStatus.CANCELLED, "cancelled")
+                raise asyncio.CancelledError from None
             message = failure_message(exc)
             await self._finish(RunStatus.FAILED, message)
             raise ApplicationError(message, type="FlywheelRunFailed", non_retryable=True) from exc

@@ -17,6 +17,7 @@ from flywheel.config import Platform
 from flywheel.sample_data import generate_customer_service_logs
 from flywheel.schemas import EvalKind, RunStatus, StepStatus
 from flywheel.workflows.errors import failure_message
+from tests.support.embeddings_server import EmbeddingsServer
 from tests.support.flywheel_env import (
     activity_attempts,
     load_records,
@@ -183,6 +184,41 @@ async def test_cancel_tears_down_every_deployed_candidate(
         "beta": StepStatus.CANCELLED,
         "gamma": StepStatus.CANCELLED,
     }
+
+
+async def test_cancel_while_curating_ends_the_run_cancelled(
+    dev_env: WorkflowEnvironment, env_settings
+) -> None:
+    platform = RecordingPlatform()
+    with EmbeddingsServer(delay_s=30) as slow:  # semantic ICL waits on a slow endpoint
+        embedding = {"deployment_type": "remote", "model_name": "embed", "url": slow.base_url}
+        icl = {
+            "max_examples": 2,
+            "example_selection": "semantic_similarity",
+            "similarity_config": {"embedding_nim_config": embedding},
+        }
+        worker = env_settings.worker.model_copy(update={"heartbeat_throttle_s": 0.5})
+        settings = env_settings.model_copy(update={"worker": worker})
+        async with running_worker(dev_env.client, settings, {Platform.ENDPOINTS: platform}):
+            handle = await start_run(
+                dev_env.client, settings, WORKLOAD, overrides={"icl_config": icl}
+            )
+            for _ in range(200):
+                if slow.max_in_flight:
+                    break
+                await asyncio.sleep(0.05)
+            assert slow.max_in_flight, "curation never reached the embeddings endpoint"
+            loop = asyncio.get_running_loop()
+            cancelled_at = loop.time()
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError) as failure:
+                await handle.result()
+            # The activity heartbeats while it waits, so the cancel reaches it in seconds.
+            assert loop.time() - cancelled_at < 10
+    assert failure_message(failure.value) == "cancelled"
+    assert platform.events == []
+    stored = await stored_run(env_settings, handle.id)
+    assert stored is not None and stored.status == RunStatus.CANCELLED
 
 
 async def test_too_few_records_fails_the_run_without_retrying(
