@@ -13,6 +13,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -120,6 +121,53 @@ class ArtifactStore:
         full = self._full(prefix)
         if await asyncio.to_thread(self._fs.exists, full):
             await asyncio.to_thread(self._fs.rm, full, recursive=True)
+
+    # --- directories (adapters, training checkpoints) ---
+
+    async def put_directory(self, local_dir: Path, prefix: str) -> str:
+        """Copy the files under ``local_dir`` to ``prefix`` (replacing what was there); its URI.
+
+        Files are written first to ``<prefix>.tmp`` and then moved into place on stores that
+        rename (local files), so a reader never sees half a directory there.
+        """
+        return await asyncio.to_thread(self._put_directory_sync, Path(local_dir), prefix)
+
+    def _put_directory_sync(self, local_dir: Path, prefix: str) -> str:
+        if not local_dir.is_dir():
+            raise FlywheelError(f"cannot upload {local_dir}: not a directory")
+        target = self._full(prefix)
+        staging = f"{target}.tmp" if self._protocol == "file" else target
+        if self._fs.exists(staging):
+            self._fs.rm(staging, recursive=True)
+        for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+            relative = path.relative_to(local_dir).as_posix()
+            destination = f"{staging}/{relative}"
+            self._fs.makedirs(destination.rsplit("/", 1)[0], exist_ok=True)
+            self._fs.put_file(str(path), destination)
+        if staging != target:
+            if self._fs.exists(target):
+                self._fs.rm(target, recursive=True)
+            self._fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self._fs.mv(staging, target, recursive=True)
+        return self.uri_for(prefix)
+
+    async def get_directory(self, uri_or_path: str, local_dir: Path) -> Path:
+        """Copy the files under ``uri_or_path`` into ``local_dir`` (created); return it."""
+        return await asyncio.to_thread(self._get_directory_sync, uri_or_path, Path(local_dir))
+
+    def _get_directory_sync(self, uri_or_path: str, local_dir: Path) -> Path:
+        source = self._full(self.relative(uri_or_path))
+        if not self._fs.isdir(source):
+            where = self.uri_for(self.relative(uri_or_path))
+            raise FlywheelError(f"artifact directory not found: {where}")
+        local_dir.mkdir(parents=True, exist_ok=True)
+        root = source.rstrip("/") + "/"
+        for path in self._fs.find(source):
+            relative = path[len(root) :] if path.startswith(root) else path.rsplit("/", 1)[-1]
+            destination = local_dir / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            self._fs.get_file(path, str(destination))
+        return local_dir
 
     # --- JSONL datasets ---
 
