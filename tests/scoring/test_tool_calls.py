@@ -319,3 +319,23 @@ class TestCompareToolCalls:
         expected = msg(call("f", {"x": 1}))
         predicted = {"function_call": {"name": "f", "arguments": '{"x": 1}'}}
         assert compare_tool_calls(expected, predicted) == BOTH
+
+
+class TestArgumentEqualityPins:
+    """The equalities tool metrics rely on: layout never matters, string values always do."""
+
+    def test_whitespace_and_layout_of_json_text_do_not_matter(self) -> None:
+        pretty = '{\n  "q" : "shoes",\n\t"filter": { "size" : [ 42 , 43 ] }\n}\n'
+        assert norm(pretty) == norm('{"filter":{"size":[42,43]},"q":"shoes"}')
+
+    def test_string_values_are_not_case_folded(self) -> None:
+        assert norm({"city": "Paris"}) != norm({"city": "paris"})
+        expected, predicted = msg(call("f", {"c": "Paris"})), msg(call("f", {"c": "paris"}))
+        assert compare_tool_calls(expected, predicted) == NAME_ONLY
+
+    def test_whitespace_inside_string_values_matters(self) -> None:
+        assert norm({"q": "red shoes"}) != norm({"q": "red  shoes"})
+        assert norm({"q": "red shoes"}) != norm({"q": " red shoes"})
+
+    def test_keys_are_exact(self) -> None:
+        assert norm({"Query": "x"}) != norm({"query": "x"})
