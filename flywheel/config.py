@@ -277,6 +277,12 @@ class TrainingConfig(_Section):
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(0.0001, gt=0)
     max_steps: int | None = Field(None, ge=1, description="cap for quick runs (local platform)")
+    max_seconds: float | None = Field(
+        None, gt=0, description="time cap for quick runs (local platform)"
+    )
+    checkpoint_every_steps: int = Field(
+        20, ge=1, description="local platform: checkpoint the adapter every N steps (resume)"
+    )
 
 
 class LoRAConfig(_Section):

@@ -269,3 +269,29 @@ def test_records_do_not_share_mutable_parts() -> None:
     records[0]["request"]["tools"][0]["function"]["name"] = "changed"
     assert records[1]["request"]["tools"] == CUSTOMER_SERVICE_TOOLS
     assert CUSTOMER_SERVICE_TOOLS[0]["function"]["name"] != "changed"
+
+
+def test_compact_variant_for_small_models() -> None:
+    records = generate_customer_service_logs(320, seed=4, compact=True)
+    assert len(records) == 320
+    names = {t["function"]["name"] for t in records[0]["request"]["tools"]}
+    assert names == {
+        "lookup_order",
+        "track_shipment",
+        "request_refund",
+        "check_product_availability",
+        "search_help_center",
+    }
+    assert all(
+        "description" not in schema
+        for tool in records[0]["request"]["tools"]
+        for schema in tool["function"]["parameters"]["properties"].values()
+    )
+    called = Counter(
+        call["function"]["name"]
+        for r in records
+        for call in r["response"]["choices"][0]["message"].get("tool_calls") or []
+    )
+    assert set(called) <= names and min(called.values()) >= 5
+    full = generate_customer_service_logs(320, seed=4)
+    assert len(orjson.dumps(records[0]["request"])) < len(orjson.dumps(full[0]["request"])) / 2

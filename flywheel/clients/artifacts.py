@@ -130,9 +130,10 @@ class ArtifactStore:
         Files are written first to ``<prefix>.tmp`` and then moved into place on stores that
         rename (local files), so a reader never sees half a directory there.
         """
-        return await asyncio.to_thread(self._put_directory_sync, Path(local_dir), prefix)
+        return await asyncio.to_thread(self.put_directory_sync, Path(local_dir), prefix)
 
-    def _put_directory_sync(self, local_dir: Path, prefix: str) -> str:
+    def put_directory_sync(self, local_dir: Path, prefix: str) -> str:
+        """:meth:`put_directory` for a worker thread."""
         if not local_dir.is_dir():
             raise FlywheelError(f"cannot upload {local_dir}: not a directory")
         target = self._full(prefix)

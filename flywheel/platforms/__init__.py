@@ -1,7 +1,8 @@
 """Model-ops backends behind one protocol (see :mod:`flywheel.platforms.base`).
 
-``endpoints``: already-running OpenAI-compatible endpoints. ``local`` (transformers + peft on the
-worker) and ``nemo`` (NeMo Microservices) plug in here as they land.
+``endpoints``: already-running OpenAI-compatible endpoints. ``local``: transformers + peft on the
+worker's own CPU/GPU (needs the ``local`` extra when used). ``nemo`` (NeMo Microservices) plugs in
+here as it lands.
 """
 
 from __future__ import annotations
@@ -16,5 +17,9 @@ __all__ = ["ModelPlatform", "StepContext", "build_platforms"]
 def build_platforms(settings: Settings, artifacts: ArtifactStore) -> dict[Platform, ModelPlatform]:
     """The platforms this worker serves, keyed by name."""
     from flywheel.platforms.endpoints import EndpointsPlatform
+    from flywheel.platforms.local import LocalPlatform
 
-    return {Platform.ENDPOINTS: EndpointsPlatform(artifacts)}
+    return {
+        Platform.ENDPOINTS: EndpointsPlatform(artifacts),
+        Platform.LOCAL: LocalPlatform(artifacts, settings.data_dir / "local"),
+    }

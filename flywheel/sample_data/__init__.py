@@ -28,9 +28,10 @@ import orjson
 
 from flywheel.sample_data.faq import generate_generic_logs
 from flywheel.sample_data.records import DEFAULT_START, generate_customer_service_logs
-from flywheel.sample_data.tools import CUSTOMER_SERVICE_TOOLS
+from flywheel.sample_data.tools import COMPACT_TOOLS, CUSTOMER_SERVICE_TOOLS
 
 __all__ = [
+    "COMPACT_TOOLS",
     "CUSTOMER_SERVICE_TOOLS",
     "DEFAULT_START",
     "generate_customer_service_logs",

@@ -11,7 +11,14 @@ import orjson
 from flywheel.sample_data.entities import _FIRST_NAMES, _PRODUCTS, _order_id, _random_id
 from flywheel.sample_data.intents import _FOLLOWUPS_BY_STATUS, _INTENTS, _plain_turn, _Turn
 from flywheel.sample_data.styling import _pick_tone, _render
-from flywheel.sample_data.tools import _CS_SYSTEM_PROMPT, _TOOL_WEIGHTS, CUSTOMER_SERVICE_TOOLS
+from flywheel.sample_data.tools import (
+    _COMPACT_SYSTEM_PROMPT,
+    _CS_SYSTEM_PROMPT,
+    _TOOL_WEIGHTS,
+    COMPACT_TOOL_NAMES,
+    COMPACT_TOOLS,
+    CUSTOMER_SERVICE_TOOLS,
+)
 
 DEFAULT_START = datetime(2025, 5, 5, 7, 30, tzinfo=UTC)
 """Start of the sample traffic when no ``start`` is given: fixed, so output is reproducible."""
@@ -177,9 +184,9 @@ def _allocate(rng: random.Random, n: int, weights: dict[str, int], minimum: int)
     return labels
 
 
-def _fresh_tools() -> list[dict[str, Any]]:
+def _fresh_tools(compact: bool = False) -> list[dict[str, Any]]:
     """A private copy of the tool list, so editing one record never changes another."""
-    return orjson.loads(orjson.dumps(CUSTOMER_SERVICE_TOOLS))
+    return orjson.loads(orjson.dumps(COMPACT_TOOLS if compact else CUSTOMER_SERVICE_TOOLS))
 
 
 def _to_start(start: datetime | None) -> datetime:
@@ -197,6 +204,7 @@ def generate_customer_service_logs(
     client_id: str = "sample-app",
     start: datetime | None = None,
     production_model: str = "meta/llama-3.3-70b-instruct",
+    compact: bool = False,
 ) -> list[dict[str, Any]]:
     """Logs of a tool-calling customer-service agent, ``n`` records, oldest first.
 
@@ -207,15 +215,23 @@ def generate_customer_service_logs(
     follows up on. Tool-call argument values are taken from the user's words (order ids,
     product names, addresses, promo codes, help topics) or follow from them (enum reasons), so
     the mapping is learnable. ``start`` (naive means UTC) is just before the first timestamp.
+    ``compact``: only the five commonest tools, without parameter descriptions, and a short
+    system prompt — prompts a small model on a CPU can handle (a few hundred tokens).
     """
     if n < 0:
         raise ValueError("n must be >= 0")
+    weights = (
+        {name: w for name, w in _TOOL_WEIGHTS.items() if name in COMPACT_TOOL_NAMES}
+        if compact
+        else _TOOL_WEIGHTS
+    )
+    system_prompt = _COMPACT_SYSTEM_PROMPT if compact else _CS_SYSTEM_PROMPT
     rng = random.Random(f"customer-service:{seed}")
     times = _timestamps(rng, n, _to_start(start))
     n_plain = round(n * rng.uniform(0.11, 0.14))
     n_tool = n - n_plain
-    minimum = min(5, n_tool // (2 * len(_TOOL_WEIGHTS)))
-    labels: list[str | None] = [*_allocate(rng, n_tool, _TOOL_WEIGHTS, minimum)]
+    minimum = min(5, n_tool // (2 * len(weights)))
+    labels: list[str | None] = [*_allocate(rng, n_tool, weights, minimum)]
     labels += [None] * n_plain
     rng.shuffle(labels)
 
@@ -226,7 +242,7 @@ def generate_customer_service_logs(
         turn = _Turn("")
         user_text = ""
         for _attempt in range(25):
-            messages = [{"role": "system", "content": _CS_SYSTEM_PROMPT}]
+            messages = [{"role": "system", "content": system_prompt}]
             roll = rng.random()
             known: str | None = None
             if label is None:
@@ -252,7 +268,7 @@ def generate_customer_service_logs(
         request = {
             "model": production_model,
             "messages": messages,
-            "tools": _fresh_tools(),
+            "tools": _fresh_tools(compact),
             "temperature": 0.2,
             "max_tokens": 512,
         }

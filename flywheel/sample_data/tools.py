@@ -131,3 +131,35 @@ _CS_SYSTEM_PROMPT = (
     "is not about the shop, say politely that you can only help with shop questions. "
     "Keep answers short and friendly."
 )
+
+COMPACT_TOOL_NAMES = (
+    "lookup_order",
+    "track_shipment",
+    "request_refund",
+    "check_product_availability",
+    "search_help_center",
+)
+"""The five commonest tools: the compact variant for small models on a CPU (short prompts)."""
+
+
+def _compact(tool: dict[str, Any]) -> dict[str, Any]:
+    """``tool`` without parameter descriptions (the names and enums carry the meaning)."""
+    function = tool["function"]
+    parameters = function["parameters"]
+    properties = {
+        name: {k: v for k, v in schema.items() if k != "description"}
+        for name, schema in parameters["properties"].items()
+    }
+    return _tool(function["name"], function["description"], properties, parameters["required"])
+
+
+COMPACT_TOOLS: list[dict[str, Any]] = [
+    _compact(tool)
+    for tool in CUSTOMER_SERVICE_TOOLS
+    if tool["function"]["name"] in COMPACT_TOOL_NAMES
+]
+
+_COMPACT_SYSTEM_PROMPT = (
+    f"You are the support assistant of {_SHOP}, an outdoor shop. Use a tool when one fits and "
+    "copy order ids and product names exactly."
+)
