@@ -1,5 +1,6 @@
 # Two commands on a fresh machine:
-#   make quickstart ENDPOINT=http://localhost:8000/v1 MODEL=my-small-model   # the main job
+#   make quickstart     # the main job: the whole flywheel offline with SmolLM2 on this machine
+#                       # (or ENDPOINT=http://host:8000/v1 MODEL=name to try a running endpoint)
 #   make test                                                                # every test
 VENV ?= .venv
 PYTHON ?= python3
@@ -19,9 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 quickstart: $(STAMP)
-	@test -n "$(ENDPOINT)" -a -n "$(MODEL)" || { \
-	  echo "usage: make quickstart ENDPOINT=http://host:port/v1 MODEL=model-name [API_KEY_ENV=VAR]"; exit 2; }
-	$(VENV)/bin/flywheel quickstart --endpoint "$(ENDPOINT)" --model "$(MODEL)" \
+	$(VENV)/bin/flywheel quickstart $(if $(ENDPOINT),--endpoint "$(ENDPOINT)" --model "$(MODEL)") \
 	  $(if $(API_KEY_ENV),--api-key-env "$(API_KEY_ENV)")
 
 test: $(STAMP)

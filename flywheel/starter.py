@@ -363,10 +363,12 @@ def results(
 @app.command()
 def quickstart(
     ctx: typer.Context,
-    endpoint: str = typer.Option(..., help="the candidate: an OpenAI-compatible base URL (…/v1)"),
-    model: str = typer.Option(..., help="the candidate's model name at --endpoint"),
+    endpoint: str | None = typer.Option(
+        None, help="evaluate this OpenAI-compatible endpoint (…/v1) instead of local SmolLM2"
+    ),
+    model: str | None = typer.Option(None, help="the candidate's model name at --endpoint"),
     api_key_env: str | None = typer.Option(None, help="env var holding the endpoint's API key"),
-    records: int = typer.Option(400, min=60, help="sample log records to generate"),
+    records: int = typer.Option(320, min=60, help="sample log records to generate"),
     port: int | None = typer.Option(None, help="Temporal port (default 7233, else a free one)"),
     ui_port: int | None = typer.Option(None, help="Web UI port (default 8233, else a free one)"),
     set_: list[str] | None = typer.Option(None, "--set", help="override KEY=VALUE for the run"),
@@ -374,11 +376,14 @@ def quickstart(
         None, help="keep the server up after the run (default: when run in a terminal)"
     ),
 ) -> None:
-    """Run the whole flywheel on this machine against a sample workload and one endpoint."""
+    """Run the whole flywheel on this machine: a sample workload, SmolLM2 on the local platform
+    (base, few-shot, LoRA-tuned) or the endpoint you name, the results and the Web UI."""
     import sys
 
-    from flywheel.quickstart import QuickstartEvents, run_quickstart
+    from flywheel.quickstart import QuickstartEvents, run_quickstart, smollm2_candidate
 
+    if bool(endpoint) != bool(model):
+        fail("--endpoint and --model go together", EXIT_USAGE)
     settings = state(ctx).settings()
     overrides = run_overrides(set_, None)
     keep = sys.stdin.isatty() if keep_running is None else keep_running
@@ -401,10 +406,15 @@ def quickstart(
     )
 
     async def go() -> FlywheelRunResult:
+        if endpoint and model:
+            candidate = endpoint_candidate(endpoint, model, api_key_env)
+        else:
+            candidate = smollm2_candidate()
         return await run_quickstart(
             settings,
-            candidate=endpoint_candidate(endpoint, model, api_key_env),
+            candidate=candidate,
             records=records,
+            compact=candidate["platform"] == "local",
             port=port,
             ui_port=ui_port,
             overrides=overrides,

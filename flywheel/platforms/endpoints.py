@@ -16,6 +16,7 @@ from flywheel.platforms.evaluator import (
     EvalCheckpoint,
     HttpResponder,
     checkpoint_prefix,
+    collector_paused,
     run_evaluation,
 )
 from flywheel.schemas import (
@@ -71,7 +72,8 @@ class EndpointsPlatform:
             raise ConfigError(f"candidate {candidate.name!r} has no base_url to evaluate against")
         api_key = _api_key(candidate)
         settings = request.config.evaluation
-        records = await self.artifacts.read_dataset(request.dataset)
+        with collector_paused():  # ten times faster to parse a large dataset
+            records = await self.artifacts.read_dataset(request.dataset)
         checkpoint = EvalCheckpoint(
             self.artifacts, checkpoint_prefix(request.run_id, candidate.name, request.kind)
         )

@@ -221,3 +221,94 @@ async def test_scripted_server_callable_scripts() -> None:
     assert call["function"] == {"name": "lookup", "arguments": '{"model":"test-model"}'}
     assert set(reply.response) >= {"id", "object", "created", "model", "choices", "usage"}
     assert reply.response["usage"]["total_tokens"] == 1 + 1
+
+
+# --- the lean HTTP/1.1 pool ------------------------------------------------------------------
+
+
+async def _raw_server(responses: list[bytes], close_after_each: bool = False):  # type: ignore[no-untyped-def]
+    """A loopback server answering request n (over all connections) with ``responses[n]``."""
+    served: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                writer.write(responses[min(len(served), len(responses) - 1)])
+                served.append(1)
+                await writer.drain()
+                if close_after_each:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, served
+
+
+BODY = b'{"choices": [{"message": {"role": "assistant", "content": "ok"}}]}'
+
+
+async def test_chunked_and_connection_close_responses() -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n" % 10
+        + BODY[:10]
+        + b"\r\n"
+        + b"%x\r\n" % (len(BODY) - 10)
+        + BODY[10:]
+        + b"\r\n0\r\n\r\n"
+    )
+    until_eof = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + BODY
+    server, served = await _raw_server([chunked, until_eof, chunked], close_after_each=True)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        async with ChatClient(f"http://127.0.0.1:{port}/v1", max_retries=0) as client:
+            for _ in range(3):
+                reply = await client.chat(_payload())
+                assert reply.response["choices"][0]["message"]["content"] == "ok"
+    assert len(served) == 3
+
+
+async def test_idle_connection_closed_by_the_server_is_replaced() -> None:
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY
+    server, served = await _raw_server([response], close_after_each=True)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        async with ChatClient(f"http://127.0.0.1:{port}/v1", max_retries=0) as client:
+            await client.chat(_payload())
+            await asyncio.sleep(0.05)  # the server has closed the kept-alive connection
+            reply = await client.chat(_payload())
+    assert reply.attempts == 1, "a stale keep-alive connection is not a failed attempt"
+    assert len(served) == 2
+
+
+async def test_malformed_response_is_a_retryable_error() -> None:
+    server, _ = await _raw_server([b"garbage\r\n\r\n"])
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        async with ChatClient(f"http://127.0.0.1:{port}/v1", max_retries=0) as client:
+            with pytest.raises(RemoteCallError) as caught:
+                await client.chat(_payload())
+    assert caught.value.retryable is True
+    assert "malformed HTTP response" in str(caught.value)
+
+
+async def test_environment_proxy_uses_httpx(
+    server: ScriptedOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    client = ChatClient("http://models.example/v1")
+    assert client._http is not None and client._pool is None
+    await client.aclose()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with _client(server) as direct:
+        assert direct._pool is not None
+        await direct.chat(_payload())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from flywheel.platforms.evaluator import (
     Reply,
     build_chat_request,
     checkpoint_prefix,
+    collector_paused,
     run_evaluation,
 )
 from flywheel.schemas import EvalKind, EvalResult, StepStatus, WorkloadType
@@ -519,3 +522,17 @@ def test_checkpoint_prefix_is_path_safe() -> None:
     assert checkpoint_prefix("flywheel-w/1-2024:01", "small.v1", EvalKind.ICL) == (
         "runs/flywheel-w_1-2024_01/small.v1/icl/replies"
     )
+
+
+def test_reply_to_json_has_every_field() -> None:
+    reply = Reply(3, True, {"role": "assistant", "content": "x"}, "stop", 5, 1, 0.25, None)
+    assert list(reply.to_json()) == [f.name for f in dataclasses.fields(Reply)]
+
+
+def test_collector_pause_nests_and_restores() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()

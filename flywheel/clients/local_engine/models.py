@@ -144,7 +144,10 @@ def load_model(spec: ModelSpec, adapter_dir: Path | None = None) -> LoadedModel:
     require_torch_stack()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    # A worker's output is logs, not terminal progress bars (GGUF conversion, weight loading).
+    transformers_logging.disable_progress_bar()
     source, gguf_file = resolve_source(spec)
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec.dtype, device)
