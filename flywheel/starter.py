@@ -472,6 +472,9 @@ def main() -> None:
     import os
     import sys
 
+    # Model libraries draw progress bars (GGUF conversion, weight loading); the CLI shows its own
+    # progress, and a worker's output is logs. Read by tqdm when it is imported, so set it first.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         app()
         code = 0
