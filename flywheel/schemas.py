@@ -293,6 +293,11 @@ class EvalResult(BaseModel):
     status: StepStatus
     model: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
+    per_tool: dict[str, dict[str, float | int | None]] = Field(
+        default_factory=dict,
+        description="tool-calling: label (tool name or no_tool) → support, predicted, "
+        "precision, recall, f1 of the first call",
+    )
     n_total: int = Field(0, description="eval records replayed")
     n_scored: int = Field(0, description="records answered and scored")
     n_failed: int = Field(0, description="requests that failed (not wrong answers)")

@@ -25,6 +25,7 @@ from flywheel.platforms.base import StepContext
 from flywheel.schemas import EvalKind, EvalResult, StepStatus, WorkloadType, utcnow
 from flywheel.scoring.metrics import aggregate_scores, score_reply
 from flywheel.scoring.stats import percentile
+from flywheel.scoring.tool_metrics import tool_confusion
 
 DEFAULT_MAX_TOKENS = 1024
 
@@ -442,11 +443,27 @@ def _score(
         status = StepStatus.FAILED
         error = f"{len(failed)} of {n_total} requests failed (first error: {failed[0].error})"
     latencies = [r.latency_s for r in ok]
+    metrics = aggregate_scores(rows)
+    per_tool: dict[str, dict[str, float | int | None]] = {}
+    if workload_type == WorkloadType.TOOL_CALLING and ok:
+        report = tool_confusion((_expected_message(records[r.index]), r.message) for r in ok)
+        metrics.update(report.metrics())
+        per_tool = {
+            label: {
+                "support": score.support,
+                "predicted": score.predicted,
+                "precision": score.precision,
+                "recall": score.recall,
+                "f1": score.f1,
+            }
+            for label, score in report.first_call.labels.items()
+        }
     return EvalResult(
         kind=kind,
         status=status,
         model=model,
-        metrics=aggregate_scores(rows),
+        metrics=metrics,
+        per_tool=per_tool,
         n_total=n_total,
         n_scored=len(rows),
         n_failed=len(failed),

@@ -132,10 +132,10 @@ async def test_evaluate_end_to_end(
     assert result.status == StepStatus.COMPLETED, result.error
     assert result.kind == EvalKind.BASE
     assert result.model == "small-model"
-    assert result.metrics == {
-        "function_name_accuracy": pytest.approx(0.7),
-        "function_name_and_args_accuracy": pytest.approx(0.6),
-    }
+    assert result.metrics["function_name_accuracy"] == pytest.approx(0.7)
+    assert result.metrics["function_name_and_args_accuracy"] == pytest.approx(0.6)
+    assert result.metrics["tool_label_accuracy"] == pytest.approx(0.7)
+    assert sum(row["support"] for row in result.per_tool.values()) == 10
     assert (result.n_total, result.n_scored, result.n_failed) == (10, 10, 0)
     assert heartbeats[-1] == {"done": 10, "total": 10, "failed": 0, "checkpointed": 10}
     assert {r.model for r in server.requests} == {"small-model"}
