@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import random
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,14 @@ import numpy as np
 import orjson
 
 from flywheel.clients.closing import AsyncClosing
+from flywheel.clients.retries import (
+    after_attempts,
+    backoff_delay,
+    body_excerpt,
+    redact,
+    retry_after_seconds,
+    status_error,
+)
 from flywheel.config import EmbeddingConfig
 from flywheel.errors import ConfigError, RemoteCallError, UnsupportedOperation
 
@@ -33,8 +40,6 @@ InputType = Literal["query", "passage"]
 URL_KEY = "icl_config.similarity_config.embedding_nim_config.url"
 LOCAL_EXTRA_HINT = "install the local extra: pip install 'data-flywheel[local]'"
 
-_RETRYABLE_STATUS = frozenset({408, 429})
-_EXCERPT_CHARS = 300
 
 
 @runtime_checkable
@@ -198,14 +203,14 @@ class RemoteEmbedder(AsyncClosing):
             except httpx.TimeoutException as exc:
                 error = RemoteCallError(
                     f"{call} timed out after {self.timeout_s:g}s ({type(exc).__name__}){where}"
-                    f"{_after(attempt)}",
+                    f"{after_attempts(attempt)}",
                     retryable=True,
                 )
             except httpx.TransportError as exc:
+                detail = redact(str(exc), self._api_key) or "no detail"
                 error = RemoteCallError(
                     f"{call} failed: cannot reach the endpoint "
-                    f"({type(exc).__name__}: {self._redact(str(exc)) or 'no detail'}){where}"
-                    f"{_after(attempt)}",
+                    f"({type(exc).__name__}: {detail}){where}{after_attempts(attempt)}",
                     retryable=True,
                 )
             else:
@@ -216,22 +221,30 @@ class RemoteEmbedder(AsyncClosing):
                     except orjson.JSONDecodeError:
                         raise RemoteCallError(
                             f"{call} returned HTTP {status} with a body that is not JSON: "
-                            f"{self._excerpt(response)}{where}",
+                            f"{body_excerpt(response.content, self._api_key)}{where}",
                             retryable=False,
                             status_code=status,
                         ) from None
-                retryable = status in _RETRYABLE_STATUS or status >= 500
-                error = RemoteCallError(
-                    f"{call} failed: HTTP {status}: {self._excerpt(response)}{where}"
-                    f"{_after(attempt) if retryable else ''}",
-                    retryable=retryable,
-                    status_code=status,
+                error = status_error(
+                    call,
+                    status,
+                    response.content,
+                    secret=self._api_key,
+                    attempt=attempt,
+                    where=where,
                 )
-                if retryable:
-                    retry_after = _retry_after(response)
+                if error.retryable:
+                    retry_after = retry_after_seconds(response.headers)
             if not error.retryable or attempt > self.max_retries:
                 raise error
-            await asyncio.sleep(self._delay(attempt, retry_after))
+            await asyncio.sleep(
+                backoff_delay(
+                    attempt,
+                    retry_after,
+                    backoff_s=self.retry_backoff_s,
+                    max_delay_s=self.max_retry_after_s,
+                )
+            )
 
     def _vectors(self, body: Any, expected: int, where: str) -> np.ndarray:
         """The float32 vectors of a response body, ordered by ``data[].index``, checked."""
@@ -267,25 +280,6 @@ class RemoteEmbedder(AsyncClosing):
     def _call(self) -> str:
         return f"embeddings request to {self.url} for model {self.model}"
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before the next attempt: Retry-After if given, else backoff."""
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after_s)
-        backoff = self.retry_backoff_s * (2 ** (attempt - 1))
-        return min(backoff * random.uniform(0.8, 1.2), self.max_retry_after_s)
-
-    def _excerpt(self, response: httpx.Response) -> str:
-        text = " ".join(response.content[: _EXCERPT_CHARS * 4].decode("utf-8", "replace").split())
-        text = self._redact(text)
-        if len(text) > _EXCERPT_CHARS:
-            text = text[:_EXCERPT_CHARS] + "…"
-        return text or "(empty body)"
-
-    def _redact(self, text: str) -> str:
-        """``text`` with the API key masked, in case a server or library echoes it."""
-        if self._api_key and self._api_key in text:
-            return text.replace(self._api_key, "***")
-        return text
 
 
 @dataclass
@@ -457,14 +451,3 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     return (vectors / norms).astype(np.float32, copy=False)
 
 
-def _after(attempt: int) -> str:
-    return f" (after {attempt} attempts)" if attempt > 1 else ""
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a numeric ``Retry-After`` header (HTTP dates are rare here: backoff then)."""
-    value = (response.headers.get("Retry-After") or "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None

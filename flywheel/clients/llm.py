@@ -11,14 +11,11 @@ never appears in an error message.
 from __future__ import annotations
 
 import asyncio
-import random
 import ssl
 import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -26,10 +23,16 @@ import httpx
 import orjson
 
 from flywheel.clients.closing import AsyncClosing
+from flywheel.clients.retries import (
+    after_attempts,
+    backoff_delay,
+    body_excerpt,
+    redact,
+    retry_after_seconds,
+    status_error,
+)
 from flywheel.errors import ConfigError, RemoteCallError
 
-_RETRYABLE_STATUS = frozenset({408, 429})
-_EXCERPT_CHARS = 300
 LANE_CONNECTIONS = 4
 """Connections per httpcore pool: its bookkeeping costs O(connections) per request event."""
 
@@ -407,14 +410,14 @@ class ChatClient(AsyncClosing):
             except (httpx.TimeoutException, TimeoutError) as exc:
                 error = RemoteCallError(
                     f"{call} timed out after {self.timeout_s:g}s ({type(exc).__name__})"
-                    f"{self._after(attempt)}",
+                    f"{after_attempts(attempt)}",
                     retryable=True,
                 )
             except (httpx.TransportError, OSError) as exc:
                 error = RemoteCallError(
                     f"{call} failed: cannot reach the endpoint "
-                    f"({type(exc).__name__}: {self._redact(str(exc)) or 'no detail'})"
-                    f"{self._after(attempt)}",
+                    f"({type(exc).__name__}: {redact(str(exc), self._api_key) or 'no detail'})"
+                    f"{after_attempts(attempt)}",
                     retryable=True,
                 )
             else:
@@ -426,61 +429,23 @@ class ChatClient(AsyncClosing):
                     except orjson.JSONDecodeError:
                         raise RemoteCallError(
                             f"{call} returned HTTP {status} with a body that is not JSON: "
-                            f"{self._excerpt(response)}",
+                            f"{body_excerpt(response.content, self._api_key)}",
                             retryable=False,
                             status_code=status,
                         ) from None
-                retryable = status in _RETRYABLE_STATUS or status >= 500
-                error = RemoteCallError(
-                    f"{call} failed: HTTP {status}: {self._excerpt(response)}"
-                    f"{self._after(attempt) if retryable else ''}",
-                    retryable=retryable,
-                    status_code=status,
+                error = status_error(
+                    call, status, response.content, secret=self._api_key, attempt=attempt
                 )
-                if retryable:
-                    retry_after = self._retry_after(response)
+                if error.retryable:
+                    retry_after = retry_after_seconds(response.headers)
             if not error.retryable or attempt > self.max_retries:
                 raise error
-            await asyncio.sleep(self._delay(attempt, retry_after))
+            await asyncio.sleep(
+                backoff_delay(
+                    attempt,
+                    retry_after,
+                    backoff_s=self.retry_backoff_s,
+                    max_delay_s=self.max_retry_after_s,
+                )
+            )
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before the next attempt: Retry-After if given, else backoff."""
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after_s)
-        backoff = self.retry_backoff_s * (2 ** (attempt - 1))
-        # A little jitter spreads the retries of many concurrent callers.
-        return min(backoff * random.uniform(0.8, 1.2), self.max_retry_after_s)
-
-    @staticmethod
-    def _retry_after(response: _Response) -> float | None:
-        value = response.headers.get("retry-after")
-        if not value:
-            return None
-        value = value.strip()
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-    def _after(self, attempt: int) -> str:
-        return f" (after {attempt} attempts)" if attempt > 1 else ""
-
-    def _excerpt(self, response: _Response) -> str:
-        text = " ".join(response.content[: _EXCERPT_CHARS * 4].decode("utf-8", "replace").split())
-        text = self._redact(text)
-        if len(text) > _EXCERPT_CHARS:
-            text = text[:_EXCERPT_CHARS] + "…"
-        return text or "(empty body)"
-
-    def _redact(self, text: str) -> str:
-        """``text`` with the API key masked, in case a server or library echoes it."""
-        if self._api_key and self._api_key in text:
-            return text.replace(self._api_key, "***")
-        return text
