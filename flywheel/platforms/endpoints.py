@@ -19,6 +19,7 @@ from flywheel.platforms.evaluator import (
     collector_paused,
     run_evaluation,
 )
+from flywheel.platforms.judging import open_judge
 from flywheel.schemas import (
     CustomizationResult,
     CustomizeInput,
@@ -65,7 +66,10 @@ class EndpointsPlatform:
         return None
 
     async def evaluate(self, request: EvaluateInput, ctx: StepContext) -> EvalResult:
-        """Replay the eval dataset against the endpoint with the built-in evaluator."""
+        """Replay the eval dataset against the endpoint with the built-in evaluator.
+
+        With ``llm_judge_config`` set, generic workloads are also rated by the judge.
+        """
         candidate = request.candidate
         base_url = request.deployment.base_url or candidate.base_url
         if not base_url:
@@ -77,14 +81,21 @@ class EndpointsPlatform:
         checkpoint = EvalCheckpoint(
             self.artifacts, checkpoint_prefix(request.run_id, candidate.name, request.kind)
         )
-        async with ChatClient(
-            base_url,
-            api_key=api_key,
-            timeout_s=settings.request_timeout_s,
-            max_retries=settings.max_retries,
-            retry_backoff_s=settings.retry_backoff_s,
-            max_connections=settings.concurrency,
-        ) as client:
+        async with (
+            ChatClient(
+                base_url,
+                api_key=api_key,
+                timeout_s=settings.request_timeout_s,
+                max_retries=settings.max_retries,
+                retry_backoff_s=settings.retry_backoff_s,
+                max_connections=settings.concurrency,
+            ) as client,
+            open_judge(
+                request.config.llm_judge_config,
+                settings,
+                workload_type=request.workload_type,
+            ) as judge,
+        ):
             return await run_evaluation(
                 records=records,
                 responder=HttpResponder(client, settings.concurrency),
@@ -94,6 +105,7 @@ class EndpointsPlatform:
                 model=request.model or request.deployment.model,
                 config=settings,
                 ctx=ctx,
+                judge=judge,
             )
 
     async def aclose(self) -> None:

@@ -4,6 +4,9 @@ Each eval record's logged request is replayed against the candidate with bounded
 every reply is checkpointed to the artifact store as it completes, so an activity retried after a
 worker crash resumes where it stopped. Replies are then scored against the production model's
 logged answers. Results depend only on the replies, never on completion order or on resumption.
+
+When a judge is given (``llm_judge_config``), generic workloads are also rated by an LLM judge
+once every reply is in; tool-calling workloads are scored on their calls and never judged.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from flywheel.clients.llm import ChatClient
 from flywheel.config import EvaluationConfig
 from flywheel.errors import RemoteCallError
 from flywheel.platforms.base import StepContext
+from flywheel.platforms.judging import Judge, JudgePair, last_user_text
 from flywheel.schemas import EvalKind, EvalResult, StepStatus, WorkloadType, utcnow
-from flywheel.scoring.metrics import aggregate_scores, score_reply
+from flywheel.scoring.judge import judge_row
+from flywheel.scoring.metrics import aggregate_scores, message_text, score_reply
 from flywheel.scoring.stats import percentile
 from flywheel.scoring.tool_metrics import tool_confusion
 
@@ -358,12 +363,14 @@ async def run_evaluation(
     config: EvaluationConfig,
     ctx: StepContext,
     build_request: BuildRequest = build_chat_request,
+    judge: Judge | None = None,
 ) -> EvalResult:
     """Replay ``records`` through ``responder`` (resuming from ``checkpoint``) and score them.
 
     Only records without a successful checkpointed reply are requested. If the heartbeat raises
     (cancellation) or the task is cancelled, workers stop, the replies so far are checkpointed
-    and the exception propagates.
+    and the exception propagates. With a ``judge``, every answered record of a generic workload
+    is also rated by it (see :func:`_judge_replies`).
     """
     started_at = utcnow()
     total = len(records)
@@ -401,15 +408,50 @@ async def run_evaluation(
             raise
         await progress.drain()
         ctx.heartbeat(progress.details())
+        replies = [progress.replies[i] for i in range(total)]
+        judged = None
+        if judge is not None and WorkloadType(workload_type) is WorkloadType.GENERIC:
+            judged = await _judge_replies(judge, records, replies, config, ctx, progress.details())
         return _score(
             records=records,
-            replies=[progress.replies[i] for i in range(total)],
+            replies=replies,
             kind=kind,
             workload_type=workload_type,
             model=model,
             config=config,
             started_at=started_at,
+            judged=judged,
         )
+
+
+async def _judge_replies(
+    judge: Judge,
+    records: list[dict[str, Any]],
+    replies: list[Reply],
+    config: EvaluationConfig,
+    ctx: StepContext,
+    details: dict[str, Any],
+) -> dict[int, int | None]:
+    """The judge's rating of every answered record, by record index (None: no rating).
+
+    The judge sees the record's last user turn, the logged answer as the reference and the
+    candidate's answer; heartbeats carry the reply progress plus the judging progress.
+    """
+    ok = [r for r in replies if r.ok]
+    pairs = [
+        JudgePair(
+            reference=message_text(_expected_message(records[r.index])),
+            candidate=message_text(r.message),
+            conversation=last_user_text(records[r.index].get("request")),
+        )
+        for r in ok
+    ]
+    scores = await judge.judge(
+        pairs,
+        concurrency=config.concurrency,
+        heartbeat=lambda judging: ctx.heartbeat({**details, "judge": judging}),
+    )
+    return {r.index: score for r, score in zip(ok, scores, strict=True)}
 
 
 def _expected_message(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -430,11 +472,20 @@ def _score(
     model: str,
     config: EvaluationConfig,
     started_at: datetime,
+    judged: Mapping[int, int | None] | None = None,
 ) -> EvalResult:
-    """Metrics, latency and token totals over index-ordered replies."""
+    """Metrics, latency and token totals over index-ordered replies.
+
+    ``judged`` (record index → judge rating) adds the judge metrics to each answered record.
+    """
     ok = [r for r in replies if r.ok]
     failed = [r for r in replies if not r.ok]
-    rows = [score_reply(workload_type, _expected_message(records[r.index]), r.message) for r in ok]
+    rows: list[dict[str, float | None]] = [
+        {**score_reply(workload_type, _expected_message(records[r.index]), r.message)} for r in ok
+    ]
+    if judged is not None:
+        for row, reply in zip(rows, ok, strict=True):
+            row.update(judge_row(judged.get(reply.index)))
     n_total = len(replies)
     status, error = StepStatus.COMPLETED, None
     if n_total == 0:

@@ -22,6 +22,7 @@ from flywheel.config import Candidate, RunConfig
 from flywheel.errors import ConfigError
 from flywheel.platforms.base import StepContext
 from flywheel.platforms.evaluator import EvalCheckpoint, Reply, checkpoint_prefix, run_evaluation
+from flywheel.platforms.judging import open_judge
 from flywheel.platforms.tool_parsing import parse_assistant_output
 from flywheel.schemas import (
     CustomizationResult,
@@ -92,16 +93,22 @@ class LocalPlatform:
             ),
             temperature=request.config.evaluation.temperature or 0.0,
         )
-        return await run_evaluation(
-            records=records,
-            responder=responder,
-            checkpoint=checkpoint,
-            kind=request.kind,
+        async with open_judge(
+            request.config.llm_judge_config,
+            request.config.evaluation,
             workload_type=request.workload_type,
-            model=request.model or candidate.model,
-            config=request.config.evaluation,
-            ctx=ctx,
-        )
+        ) as judge:
+            return await run_evaluation(
+                records=records,
+                responder=responder,
+                checkpoint=checkpoint,
+                kind=request.kind,
+                workload_type=request.workload_type,
+                model=request.model or candidate.model,
+                config=request.config.evaluation,
+                ctx=ctx,
+                judge=judge,
+            )
 
     async def customize(self, request: CustomizeInput, ctx: StepContext) -> CustomizationResult:
         """LoRA-train the candidate on the run's train/val sets, resuming from a checkpoint."""
@@ -339,4 +346,3 @@ async def _beating(ctx: StepContext, details: dict[str, Any]) -> AsyncIterator[N
         with contextlib.suppress(asyncio.CancelledError):
             await task
         ctx.heartbeat(dict(details))
-
