@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flywheel.scoring.tool_calls import extract_tool_calls
+from flywheel.scoring.tool_calls import extract_call_names
 
 __all__ = [
     "MALFORMED_TOOL",
@@ -124,10 +124,10 @@ class ToolReport:
 
 def reply_label(message: Message) -> str:
     """Class label of a message: its first call's function name, ``no_tool``, or ``<malformed>``."""
-    calls = extract_tool_calls(message)
-    if not calls:
+    names = extract_call_names(message)
+    if not names:
         return NO_TOOL
-    return calls[0].name or MALFORMED_TOOL
+    return names[0] or MALFORMED_TOOL
 
 
 def tool_confusion(pairs: Iterable[tuple[Message, Message]]) -> ToolReport:
@@ -175,7 +175,7 @@ def tool_confusion(pairs: Iterable[tuple[Message, Message]]) -> ToolReport:
 
 def _names(message: Message) -> list[str]:
     """Function names of a message's calls, in order; a nameless call is ``<malformed>``."""
-    return [call.name or MALFORMED_TOOL for call in extract_tool_calls(message)]
+    return [name or MALFORMED_TOOL for name in extract_call_names(message)]
 
 
 def _label_report(

@@ -11,6 +11,7 @@ from flywheel.scoring.tool_calls import (
     ToolCall,
     ToolCallMatch,
     compare_tool_calls,
+    extract_call_names,
     extract_tool_calls,
     normalize_arguments,
 )
@@ -339,3 +340,18 @@ class TestArgumentEqualityPins:
 
     def test_keys_are_exact(self) -> None:
         assert norm({"Query": "x"}) != norm({"query": "x"})
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        None,
+        {"role": "assistant", "content": "hi"},
+        {"tool_calls": [{"function": {"name": "a", "arguments": "{bad"}}, {"function": {}}]},
+        {"tool_calls": "oops"},
+        {"tool_calls": [], "function_call": {"name": "legacy", "arguments": "{}"}},
+        {"tool_calls": [None, {"function": {"name": 3}}, {"type": "function"}]},
+    ],
+)
+def test_call_names_match_the_full_extraction(message: Any) -> None:
+    assert extract_call_names(message) == [c.name for c in extract_tool_calls(message)]
