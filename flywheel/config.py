@@ -357,6 +357,11 @@ class EvaluationConfig(_Section):
     max_failure_rate: float = Field(
         0.5, ge=0.0, le=1.0, description="an eval with more failed requests than this fails"
     )
+    similarity_embedding: EmbeddingConfig | None = Field(
+        None,
+        description="generic workloads: also score answers by embedding cosine with this model, "
+        "e.g. {deployment_type: in_process, model_name: all-MiniLM-L6-v2}",
+    )
 
 
 class TimeoutsConfig(_Section):

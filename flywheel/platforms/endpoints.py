@@ -8,6 +8,7 @@ from the environment variable the candidate names, so they never enter workflow 
 from __future__ import annotations
 
 from flywheel.clients.artifacts import ArtifactStore
+from flywheel.clients.embeddings import EmbedderCache
 from flywheel.clients.llm import ChatClient
 from flywheel.config import Candidate, read_secret
 from flywheel.errors import ConfigError, UnsupportedOperation
@@ -17,6 +18,7 @@ from flywheel.platforms.evaluator import (
     HttpResponder,
     checkpoint_prefix,
     collector_paused,
+    open_similarity_embedder,
     run_evaluation,
 )
 from flywheel.platforms.judging import open_judge
@@ -44,6 +46,7 @@ class EndpointsPlatform:
 
     def __init__(self, artifacts: ArtifactStore) -> None:
         self.artifacts = artifacts
+        self._embedders = EmbedderCache()
 
     async def deploy(self, request: DeployInput, ctx: StepContext) -> Deployment:
         """Nothing to start: say where the candidate answers."""
@@ -95,6 +98,7 @@ class EndpointsPlatform:
                 settings,
                 workload_type=request.workload_type,
             ) as judge,
+            open_similarity_embedder(settings, request.workload_type, self._embedders) as embedder,
         ):
             return await run_evaluation(
                 records=records,
@@ -106,11 +110,12 @@ class EndpointsPlatform:
                 config=settings,
                 ctx=ctx,
                 judge=judge,
+                embedder=embedder,
             )
 
     async def aclose(self) -> None:
-        """Nothing held between calls (each evaluation owns its HTTP client)."""
-        return None
+        """Release in-process embedding models (each evaluation owns its HTTP client)."""
+        self._embedders.clear()
 
 
 def _api_key(candidate: Candidate) -> str | None:

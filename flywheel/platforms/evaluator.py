@@ -15,20 +15,22 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from flywheel.clients.artifacts import ArtifactStore, dumps_line, safe_path_part
+from flywheel.clients.embeddings import Embedder, EmbedderCache, open_embedder
 from flywheel.clients.llm import ChatClient
-from flywheel.config import EvaluationConfig
+from flywheel.config import EvaluationConfig, read_secret
 from flywheel.errors import RemoteCallError
 from flywheel.platforms.base import StepContext
 from flywheel.platforms.judging import Judge, JudgePair, last_user_text
 from flywheel.schemas import EvalKind, EvalResult, StepStatus, WorkloadType, utcnow
 from flywheel.scoring.judge import judge_row
 from flywheel.scoring.metrics import aggregate_scores, message_text, score_reply
+from flywheel.scoring.similarity import EMBEDDING_COSINE, embedding_cosine
 from flywheel.scoring.stats import percentile
 from flywheel.scoring.tool_metrics import tool_confusion
 
@@ -364,13 +366,15 @@ async def run_evaluation(
     ctx: StepContext,
     build_request: BuildRequest = build_chat_request,
     judge: Judge | None = None,
+    embedder: Embedder | None = None,
 ) -> EvalResult:
     """Replay ``records`` through ``responder`` (resuming from ``checkpoint``) and score them.
 
     Only records without a successful checkpointed reply are requested. If the heartbeat raises
     (cancellation) or the task is cancelled, workers stop, the replies so far are checkpointed
     and the exception propagates. With a ``judge``, every answered record of a generic workload
-    is also rated by it (see :func:`_judge_replies`).
+    is also rated by it (see :func:`_judge_replies`); with an ``embedder``, also scored by the
+    cosine of its answer's and the logged answer's embeddings.
     """
     started_at = utcnow()
     total = len(records)
@@ -409,9 +413,14 @@ async def run_evaluation(
         await progress.drain()
         ctx.heartbeat(progress.details())
         replies = [progress.replies[i] for i in range(total)]
-        judged = None
-        if judge is not None and WorkloadType(workload_type) is WorkloadType.GENERIC:
-            judged = await _judge_replies(judge, records, replies, config, ctx, progress.details())
+        judged = embedded = None
+        if WorkloadType(workload_type) is WorkloadType.GENERIC:
+            if judge is not None:
+                judged = await _judge_replies(
+                    judge, records, replies, config, ctx, progress.details()
+                )
+            if embedder is not None:
+                embedded = await _embedding_similarity(embedder, records, replies)
         return _score(
             records=records,
             replies=replies,
@@ -421,6 +430,7 @@ async def run_evaluation(
             config=config,
             started_at=started_at,
             judged=judged,
+            embedded=embedded,
         )
 
 
@@ -454,6 +464,36 @@ async def _judge_replies(
     return {r.index: score for r, score in zip(ok, scores, strict=True)}
 
 
+@contextlib.asynccontextmanager
+async def open_similarity_embedder(
+    config: EvaluationConfig, workload_type: WorkloadType, cache: EmbedderCache
+) -> AsyncIterator[Embedder | None]:
+    """The embedder of ``evaluation.similarity_embedding`` for a generic workload, else None."""
+    settings = config.similarity_embedding
+    if settings is None or WorkloadType(workload_type) is not WorkloadType.GENERIC:
+        yield None
+        return
+    embedder = open_embedder(settings, api_key=read_secret(settings.api_key_env), cache=cache)
+    try:
+        yield embedder
+    finally:
+        await embedder.aclose()
+
+
+async def _embedding_similarity(
+    embedder: Embedder, records: list[dict[str, Any]], replies: list[Reply]
+) -> dict[int, float]:
+    """Cosine of each answered record's reply and logged answer embeddings, by record index."""
+    ok = [r for r in replies if r.ok]
+    if not ok:
+        return {}
+    references = [message_text(_expected_message(records[r.index])) or " " for r in ok]
+    candidates = [message_text(r.message) or " " for r in ok]
+    vectors = await embedder.embed([*references, *candidates], input_type="passage")
+    cosines = embedding_cosine(vectors[: len(ok)], vectors[len(ok) :])
+    return {r.index: cosine for r, cosine in zip(ok, cosines, strict=True)}
+
+
 def _expected_message(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The production model's logged answer: ``response.choices[0].message``."""
     choices = (record.get("response") or {}).get("choices")
@@ -473,10 +513,12 @@ def _score(
     config: EvaluationConfig,
     started_at: datetime,
     judged: Mapping[int, int | None] | None = None,
+    embedded: Mapping[int, float] | None = None,
 ) -> EvalResult:
     """Metrics, latency and token totals over index-ordered replies.
 
-    ``judged`` (record index → judge rating) adds the judge metrics to each answered record.
+    ``judged`` (record index → judge rating) adds the judge metrics to each answered record,
+    ``embedded`` (record index → cosine) the embedding similarity.
     """
     ok = [r for r in replies if r.ok]
     failed = [r for r in replies if not r.ok]
@@ -486,6 +528,9 @@ def _score(
     if judged is not None:
         for row, reply in zip(rows, ok, strict=True):
             row.update(judge_row(judged.get(reply.index)))
+    if embedded is not None:
+        for row, reply in zip(rows, ok, strict=True):
+            row[EMBEDDING_COSINE] = embedded.get(reply.index)
     n_total = len(replies)
     status, error = StepStatus.COMPLETED, None
     if n_total == 0:

@@ -18,10 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel.clients.artifacts import ArtifactStore, safe_path_part
+from flywheel.clients.embeddings import EmbedderCache
 from flywheel.config import Candidate, RunConfig
 from flywheel.errors import ConfigError
 from flywheel.platforms.base import StepContext
-from flywheel.platforms.evaluator import EvalCheckpoint, Reply, checkpoint_prefix, run_evaluation
+from flywheel.platforms.evaluator import (
+    EvalCheckpoint,
+    Reply,
+    checkpoint_prefix,
+    open_similarity_embedder,
+    run_evaluation,
+)
 from flywheel.platforms.judging import open_judge
 from flywheel.platforms.tool_parsing import parse_assistant_output
 from flywheel.schemas import (
@@ -55,6 +62,7 @@ class LocalPlatform:
         self.artifacts = artifacts
         self.work_dir = Path(work_dir)
         self._cache: ModelCache | None = None
+        self._embedders = EmbedderCache()
 
     # --- the protocol ---
 
@@ -93,11 +101,16 @@ class LocalPlatform:
             ),
             temperature=request.config.evaluation.temperature or 0.0,
         )
-        async with open_judge(
-            request.config.llm_judge_config,
-            request.config.evaluation,
-            workload_type=request.workload_type,
-        ) as judge:
+        async with (
+            open_judge(
+                request.config.llm_judge_config,
+                request.config.evaluation,
+                workload_type=request.workload_type,
+            ) as judge,
+            open_similarity_embedder(
+                request.config.evaluation, request.workload_type, self._embedders
+            ) as embedder,
+        ):
             return await run_evaluation(
                 records=records,
                 responder=responder,
@@ -108,6 +121,7 @@ class LocalPlatform:
                 config=request.config.evaluation,
                 ctx=ctx,
                 judge=judge,
+                embedder=embedder,
             )
 
     async def customize(self, request: CustomizeInput, ctx: StepContext) -> CustomizationResult:
@@ -188,6 +202,7 @@ class LocalPlatform:
     async def aclose(self) -> None:
         if self._cache is not None:
             self._cache.clear()
+        self._embedders.clear()
 
     # --- helpers ---
 
