@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 __all__ = [
     "NO_ARGUMENTS",
     "ToolCall",
@@ -169,15 +171,49 @@ def _reject_constant(token: str) -> Any:
 
 
 def _loads(text: str) -> Any:
-    """Parse strict JSON with exact big integers (orjson makes ints over 64 bits floats)."""
+    """Parse strict JSON with exact big integers.
+
+    orjson first (fast; it also refuses NaN); its result is kept unless it holds a float, as
+    orjson turns integers over 64 bits into floats: then the stdlib parses it exactly.
+    """
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if not _has_float(value):
+            return value
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
 
 
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_float(item) for item in value)
+    return False
+
+
 def _canonical(value: Any) -> str:
     """Canonical JSON text of a JSON value: sorted keys, no spaces, integral numbers as ints."""
+    if type(value) is dict and all(type(v) in _PLAIN for v in value.values()):
+        # The common flat object of strings, ints, bools and nulls: one orjson call.
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+        except TypeError:  # a non-string key, an int over 64 bits, a lone surrogate
+            pass
+    return _canonical_slow(value)
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _canonical_slow(value: Any) -> str:
     if value is None:
         return "null"
     if value is True:
@@ -196,7 +232,7 @@ def _canonical(value: Any) -> str:
         if not all(isinstance(key, str) for key in value):
             raise _NotJson("object keys must be strings")
         items = sorted(value.items(), key=lambda item: item[0])
-        return "{" + ",".join(f"{_canonical(k)}:{_canonical(v)}" for k, v in items) + "}"
+        return "{" + ",".join(f"{_canonical_slow(k)}:{_canonical(v)}" for k, v in items) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_canonical(item) for item in value) + "]"
     raise _NotJson(f"{type(value).__name__} is not JSON data")

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import flywheel.scoring.tool_calls as tool_calls
 from flywheel.scoring.tool_calls import (
     NO_ARGUMENTS,
     ToolCall,
@@ -355,3 +358,36 @@ class TestArgumentEqualityPins:
 )
 def test_call_names_match_the_full_extraction(message: Any) -> None:
     assert extract_call_names(message) == [c.name for c in extract_tool_calls(message)]
+
+
+_json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.text(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(), _json_leaf, max_size=6))
+def test_fast_canonical_form_equals_the_general_one(value: dict[str, Any]) -> None:
+    assert tool_calls._canonical(value) == tool_calls._canonical_slow(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        _json_leaf | st.floats(allow_nan=False, allow_infinity=False),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        ),
+        max_leaves=10,
+    )
+)
+def test_fast_parse_equals_the_stdlib_parse(value: Any) -> None:
+    import json
+
+    text = json.dumps(value)
+    assert tool_calls._loads(text) == json.loads(text)
+    if not isinstance(value, str):  # a str argument is itself JSON text to parse
+        assert normalize_arguments(text) == normalize_arguments(value)
