@@ -8,6 +8,7 @@ one agent loop, which share their user turns but differ in the tool results that
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable, Iterable
 from typing import Any
 
@@ -40,27 +41,45 @@ def dedup_key(record: dict[str, Any]) -> Hashable:
 
 
 def dedup(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """Keep the first record of every key (the newest, for newest-first input); count the rest."""
-    deduper = Deduper()
-    kept = [record for record in records if deduper.admit(record)]
-    return kept, deduper.removed
+    """Keep the first record of every key (the newest, for newest-first input); count the rest.
+
+    The same rule as curation's pass one, which compares :func:`dedup_digest` values.
+    """
+    seen: set[bytes] = set()
+    kept: list[dict[str, Any]] = []
+    removed = 0
+    for record in records:
+        digest = dedup_digest(record)
+        if digest is not None and digest in seen:
+            removed += 1
+            continue
+        if digest is not None:
+            seen.add(digest)
+        kept.append(record)
+    return kept, removed
 
 
-class Deduper:
-    """Streaming dedup: :meth:`admit` says whether a record is the first of its key."""
+def dedup_digest(record: dict[str, Any]) -> bytes | None:
+    """A 16-byte digest of :func:`~flywheel.curation.dedup.dedup_key`, equal in every process.
 
-    def __init__(self) -> None:
-        self._seen: set[Hashable] = set()
-        self.removed = 0
+    The key (nested tuples of strings, bytes and None) is serialised by value: as JSON, or by
+    ``repr`` for the rare key JSON cannot hold (lone surrogates).
+    """
+    key = dedup_key(record)
+    if not isinstance(key, tuple):
+        return None
+    try:
+        data = orjson.dumps(key, default=_bytes_as_text)
+    except TypeError:
+        data = b"r" + repr(key).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16).digest()
 
-    def admit(self, record: dict[str, Any]) -> bool:
-        """True for the first record with this key; False (and counted) for a repeat."""
-        key = dedup_key(record)
-        if key in self._seen:
-            self.removed += 1
-            return False
-        self._seen.add(key)
-        return True
+
+def _bytes_as_text(value: Any) -> str:
+    """Canonical JSON of structured content, marked so it never equals a plain string."""
+    if isinstance(value, bytes):
+        return "\x00" + value.decode("utf-8", "surrogatepass")
+    raise TypeError
 
 
 def _calls_key(calls: Any) -> Hashable:

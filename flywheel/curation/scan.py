@@ -8,7 +8,6 @@ computed from one parse. The work is independent per record, so a caller may run
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from flywheel.curation.dedup import dedup_key
+from flywheel.curation.dedup import dedup_digest
 from flywheel.curation.formats import to_training_line
 from flywheel.curation.near_dup import MinHasher, input_text, normalised_key
 from flywheel.curation.pii import Redactor
@@ -142,29 +141,6 @@ def line_bytes(record: dict[str, Any], tool_calling: bool) -> bytes | None:
         return None
     line = to_training_line(record, WorkloadType.TOOL_CALLING)
     return orjson.dumps(line) if line is not None else None
-
-
-def dedup_digest(record: dict[str, Any]) -> bytes | None:
-    """A 16-byte digest of :func:`~flywheel.curation.dedup.dedup_key`, equal in every process.
-
-    The key (nested tuples of strings, bytes and None) is serialised by value: as JSON, or by
-    ``repr`` for the rare key JSON cannot hold (lone surrogates).
-    """
-    key = dedup_key(record)
-    if not isinstance(key, tuple):
-        return None
-    try:
-        data = orjson.dumps(key, default=_bytes_as_text)
-    except TypeError:
-        data = b"r" + repr(key).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
-def _bytes_as_text(value: Any) -> str:
-    """Canonical JSON of structured content, marked so it never equals a plain string."""
-    if isinstance(value, bytes):
-        return "\x00" + value.decode("utf-8", "surrogatepass")
-    raise TypeError
 
 
 def parse(raw: RawRecord) -> dict[str, Any] | None:

@@ -29,7 +29,12 @@ from flywheel.platforms.base import StepContext
 from flywheel.platforms.judging import Judge, JudgePair, last_user_text
 from flywheel.schemas import EvalKind, EvalResult, StepStatus, WorkloadType, utcnow
 from flywheel.scoring.judge import judge_row
-from flywheel.scoring.metrics import aggregate_scores, message_text, score_reply
+from flywheel.scoring.metrics import (
+    aggregate_scores,
+    exceeds_failure_budget,
+    message_text,
+    score_reply,
+)
 from flywheel.scoring.similarity import EMBEDDING_COSINE, embedding_cosine
 from flywheel.scoring.stats import percentile
 from flywheel.scoring.tool_metrics import tool_confusion
@@ -533,11 +538,13 @@ def _score(
             row[EMBEDDING_COSINE] = embedded.get(reply.index)
     n_total = len(replies)
     status, error = StepStatus.COMPLETED, None
-    if n_total == 0:
-        status, error = StepStatus.FAILED, "the eval dataset has no records"
-    elif failed and (len(failed) / n_total > config.max_failure_rate or not ok):
+    if exceeds_failure_budget(n_total, len(failed), config.max_failure_rate):
         status = StepStatus.FAILED
-        error = f"{len(failed)} of {n_total} requests failed (first error: {failed[0].error})"
+        error = (
+            f"{len(failed)} of {n_total} requests failed (first error: {failed[0].error})"
+            if n_total
+            else "the eval dataset has no records"
+        )
     latencies = [r.latency_s for r in ok]
     metrics = aggregate_scores(rows)
     per_tool: dict[str, dict[str, float | int | None]] = {}

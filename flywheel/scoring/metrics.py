@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, TypedDict
+from typing import Any
 
 from flywheel.schemas import WorkloadType
 from flywheel.scoring.text import rouge_l, token_f1
@@ -20,8 +20,6 @@ __all__ = [
     "FUNCTION_NAME_AND_ARGS_ACCURACY",
     "ROUGE_L",
     "TOKEN_F1",
-    "EvaluationSummary",
-    "aggregate_evaluation",
     "aggregate_scores",
     "exceeds_failure_budget",
     "headline_metric",
@@ -89,41 +87,6 @@ def headline_metric(workload_type: WorkloadType | str) -> str:
     """The one metric that ranks candidates: names-and-arguments accuracy, or ROUGE-L."""
     kind = WorkloadType(workload_type)
     return FUNCTION_NAME_AND_ARGS_ACCURACY if kind is WorkloadType.TOOL_CALLING else ROUGE_L
-
-
-class EvaluationSummary(TypedDict):
-    """Counts of one evaluation kept apart from its score means (see :func:`aggregate_evaluation`).
-
-    ``records`` = ``scored`` + ``failed``; ``failure_rate`` = failed / records (None without
-    records); ``metrics`` = :func:`aggregate_scores` of the scored rows only.
-    """
-
-    records: int
-    scored: int
-    failed: int
-    failure_rate: float | None
-    metrics: dict[str, float]
-
-
-def aggregate_evaluation(
-    rows: Iterable[Mapping[str, float | None]], failures: int
-) -> EvaluationSummary:
-    """Summarise an evaluation: one row per scored reply, plus the number of failed requests.
-
-    A failed request (timeout, server error, no message) is not a wrong answer: it is counted in
-    ``failed`` and left out of the means, as the built-in evaluator does (n_scored, n_failed).
-    """
-    if failures < 0:
-        raise ValueError(f"failures must not be negative, got {failures}")
-    materialised = list(rows)
-    records = len(materialised) + failures
-    return EvaluationSummary(
-        records=records,
-        scored=len(materialised),
-        failed=failures,
-        failure_rate=failures / records if records else None,
-        metrics=aggregate_scores(materialised),
-    )
 
 
 def exceeds_failure_budget(records: int, failed: int, max_failure_rate: float) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flywheel.curation.dedup import Deduper, dedup, dedup_key
+from flywheel.curation.dedup import dedup, dedup_key
 from tests.curation.builders import make_record, tool_call
 
 
@@ -119,12 +119,3 @@ def test_malformed_records_are_never_merged() -> None:
     b: dict[str, Any] = {"request": "broken"}
     c: dict[str, Any] = {"request": {"messages": None}}
     assert dedup([a, b, c]) == ([a, b, c], 0)
-
-
-def test_streaming_deduper_matches_dedup() -> None:
-    records = [make_record(f"q{i % 4}") for i in range(10)]
-    deduper = Deduper()
-    streamed = [record for record in records if deduper.admit(record)]
-    assert (streamed, deduper.removed) == dedup(records)
-    assert deduper.removed == 6
-    assert [r["request"]["messages"][1]["content"] for r in streamed] == ["q0", "q1", "q2", "q3"]

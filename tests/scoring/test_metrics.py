@@ -12,7 +12,6 @@ from flywheel.scoring.metrics import (
     FUNCTION_NAME_AND_ARGS_ACCURACY,
     ROUGE_L,
     TOKEN_F1,
-    aggregate_evaluation,
     aggregate_scores,
     exceeds_failure_budget,
     headline_metric,
@@ -191,46 +190,6 @@ class TestHeadlineMetric:
     def test_unknown_workload_type(self) -> None:
         with pytest.raises(ValueError):
             headline_metric("other")
-
-
-class TestAggregateEvaluation:
-    def test_failures_are_counted_apart_from_the_means(self) -> None:
-        rows = [{"a": 1.0}, {"a": 0.0}, {"a": 1.0}]
-        summary = aggregate_evaluation(rows, failures=1)
-        assert summary == {
-            "records": 4,
-            "scored": 3,
-            "failed": 1,
-            "failure_rate": 0.25,
-            "metrics": {"a": pytest.approx(2 / 3)},
-        }
-
-    def test_metrics_equal_aggregate_scores_of_the_scored_rows(self) -> None:
-        rows = [score_reply("generic", text_message("a b"), text_message(t)) for t in ("a b", "c")]
-        assert aggregate_evaluation(iter(rows), 5)["metrics"] == aggregate_scores(rows)
-
-    def test_no_failures(self) -> None:
-        summary = aggregate_evaluation([{"a": 1.0}], 0)
-        assert (summary["records"], summary["failed"], summary["failure_rate"]) == (1, 0, 0.0)
-
-    def test_all_failed(self) -> None:
-        summary = aggregate_evaluation([], 3)
-        assert summary == {
-            "records": 3,
-            "scored": 0,
-            "failed": 3,
-            "failure_rate": 1.0,
-            "metrics": {},
-        }
-
-    def test_nothing_at_all(self) -> None:
-        summary = aggregate_evaluation([], 0)
-        assert summary["records"] == 0
-        assert summary["failure_rate"] is None
-
-    def test_negative_failures(self) -> None:
-        with pytest.raises(ValueError):
-            aggregate_evaluation([], -1)
 
 
 class TestExceedsFailureBudget:
