@@ -12,12 +12,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
 import orjson
+
+from tests.support.loopback import LoopbackHTTPServer
 
 Reply = dict[str, Any]
 ReplyHook = Callable[[dict[str, Any], Reply], Reply]
@@ -41,28 +42,7 @@ class EmbeddingRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    owner: EmbeddingsServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        return None  # a client that timed out closes its socket mid-reply
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def do_POST(self) -> None:
-        self.server.owner._handle(self)
-
-
-class EmbeddingsServer:
+class EmbeddingsServer(LoopbackHTTPServer):
     """Serves ``POST /v1/embeddings`` with :func:`vector_for` vectors of ``dim`` dimensions."""
 
     def __init__(
@@ -74,6 +54,7 @@ class EmbeddingsServer:
         delay_s: float = 0.0,
         reply_hook: ReplyHook | None = None,
     ) -> None:
+        super().__init__()
         self.dim = dim
         self.required_api_key = required_api_key
         self.shuffle = shuffle
@@ -85,44 +66,6 @@ class EmbeddingsServer:
         self._faults: list[tuple[int, str]] = []
         self._in_flight = 0
         self.max_in_flight = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> EmbeddingsServer:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.owner = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-
-    def __enter__(self) -> EmbeddingsServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the server is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
     @property
     def url(self) -> str:
@@ -138,7 +81,7 @@ class EmbeddingsServer:
         with self._lock:
             return list(self._log)
 
-    def _handle(self, handler: _Handler) -> None:
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str = "POST") -> None:
         with self._lock:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
@@ -148,7 +91,7 @@ class EmbeddingsServer:
             with self._lock:
                 self._in_flight -= 1
 
-    def _serve(self, handler: _Handler) -> None:
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path.rstrip("/")
         headers = {k.lower(): v for k, v in handler.headers.items()}
         raw = handler.rfile.read(int(headers.get("content-length") or 0))

@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import orjson
+
+from tests.support.loopback import LoopbackHTTPServer
 
 Message = dict[str, Any]
 Script = (
@@ -70,34 +71,7 @@ class _Fault:
     message: str | None = None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 1024
-    allow_reuse_address = True
-    owner: ScriptedOpenAIServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up (timeout test) closes its socket mid-reply: not an error here.
-        return None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None  # keep test output clean
-
-    def do_GET(self) -> None:
-        self.server.owner._handle(self, "GET")
-
-    def do_POST(self) -> None:
-        self.server.owner._handle(self, "POST")
-
-
-class ScriptedOpenAIServer:
+class ScriptedOpenAIServer(LoopbackHTTPServer):
     """Serves ``POST /v1/chat/completions`` and ``GET /v1/models`` with scripted replies."""
 
     def __init__(
@@ -110,6 +84,7 @@ class ScriptedOpenAIServer:
         models: tuple[str, ...] = ("test-model",),
         required_api_key: str | None = None,
     ) -> None:
+        super().__init__()
         self.script: Script = script if script is not None else {}
         self._script_takes_body = callable(script) and _positional_arity(script) >= 2
         self.default: Message = default if default is not None else dict(DEFAULT_REPLY)
@@ -122,55 +97,6 @@ class ScriptedOpenAIServer:
         self._next_faults: list[_Fault] = []
         self._key_faults: dict[str, _Fault] = {}
         self._ids = itertools.count(1)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ---
-
-    def start(self) -> ScriptedOpenAIServer:
-        """Bind a free port on 127.0.0.1 and serve in a background thread."""
-        if self._server is not None:
-            return self
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.owner = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket (in-flight handlers are daemons)."""
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> ScriptedOpenAIServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the server is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     # --- fault injection ---
 
@@ -231,7 +157,7 @@ class ScriptedOpenAIServer:
 
     # --- handling ---
 
-    def _handle(self, handler: _Handler, method: str) -> None:
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         path = handler.path.split("?", 1)[0].rstrip("/")
         headers = {k.lower(): v for k, v in handler.headers.items()}
         raw = b""
@@ -335,7 +261,7 @@ class ScriptedOpenAIServer:
 
     def _respond(
         self,
-        handler: _Handler,
+        handler: BaseHTTPRequestHandler,
         path: str,
         key: str | None,
         body: dict[str, Any] | None,
