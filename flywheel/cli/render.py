@@ -37,9 +37,13 @@ STATUS_STYLE = {
 METRIC_LABELS = {
     "function_name_accuracy": "tool name",
     "function_name_and_args_accuracy": "name+args",
+    "no_tool_accuracy": "no-tool",
     "rouge_l": "ROUGE-L",
     "token_f1": "token F1",
+    "embedding_cosine": "embed cos",
+    "llm_judge_score": "judge 1-10",
 }
+"""The metrics the results table shows, in this order (every metric is in ``--json``)."""
 
 
 def status_text(status: str) -> Text:
@@ -116,8 +120,38 @@ def results_view(run: FlywheelRunResult) -> RenderableType:
         parts.extend(curation_view(run.datasets.report))
     if run.candidates:
         parts.append(results_table(run))
+        tools = per_tool_table(run)
+        if tools is not None:
+            parts.append(tools)
         parts.extend(result_notes(run))
     return Group(*parts)
+
+
+def per_tool_table(run: FlywheelRunResult) -> Table | None:
+    """Recall of each tool (first call; ``no_tool`` included) per candidate and eval."""
+    columns = [(c.name, e) for c in run.candidates for e in c.evals if e.per_tool]
+    if not columns:
+        return None
+    labels = sorted(
+        {label for _, e in columns for label in e.per_tool},
+        key=lambda label: (
+            -max(int(e.per_tool.get(label, {}).get("support") or 0) for _, e in columns),
+            label,
+        ),
+    )
+    table = Table(title="Recall per tool (first call)")
+    table.add_column("tool")
+    table.add_column("n", justify="right")
+    for name, result in columns:
+        table.add_column(f"{name} {result.kind.value}", justify="right")
+    for label in labels:
+        support = max(int(e.per_tool.get(label, {}).get("support") or 0) for _, e in columns)
+        cells = []
+        for _, result in columns:
+            recall = result.per_tool.get(label, {}).get("recall")
+            cells.append("" if recall is None else f"{recall:.2f}")
+        table.add_row(label, str(support), *cells)
+    return table
 
 
 def result_notes(run: FlywheelRunResult) -> list[Text]:
@@ -140,18 +174,14 @@ def result_notes(run: FlywheelRunResult) -> list[Text]:
 
 
 def results_table(run: FlywheelRunResult) -> Table:
-    metric_names: list[str] = []
-    for candidate in run.candidates:
-        for result in candidate.evals:
-            for name in result.metrics:
-                if name not in metric_names:
-                    metric_names.append(name)
+    present = {name for c in run.candidates for result in c.evals for name in result.metrics}
+    metric_names = [name for name in METRIC_LABELS if name in present]
     table = Table(title="Scores against the production model's logged answers")
     table.add_column("candidate")
     table.add_column("eval")
     table.add_column("status")
     for name in metric_names:
-        table.add_column(METRIC_LABELS.get(name, name), justify="right")
+        table.add_column(METRIC_LABELS[name], justify="right")
     table.add_column("n", justify="right")
     table.add_column("failed", justify="right")
     table.add_column("p50/p95 s", justify="right")

@@ -715,6 +715,9 @@ async def test_run_end_to_end_through_the_cli(cli: Cli) -> None:
         assert re.search(r"label\s+eval\s+train\s+val", shown.stdout), shown.stdout
         assert re.search(r"lookup_order\s+\d+\s+\d+\s+\d+", shown.stdout)
         assert re.search(r"ICL \(context \d+, uniform\): \d\.\d examples", shown.stdout)
+        # Recall per tool, a column per candidate eval (here: the base eval of "small").
+        assert "Recall per tool" in shown.stdout
+        assert re.search(r"no_tool\W+\d+\W+\d\.\d\d\W+\d\.\d\d", shown.stdout), shown.stdout
 
         shown = await cli.run("results", run_id, "--json", env=env)
         assert shown.returncode == 0, shown.stderr
