@@ -35,6 +35,16 @@ def find_temporal_binary() -> Path:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on ``host:port``: nothing answers there and it binds.
+
+    The connect probe comes first: a bind test alone can pass while another process listens
+    (depending on how that process bound its socket), and then a second dev server would
+    mistake the first one for itself.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        if probe.connect_ex((host, port)) == 0:
+            return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
