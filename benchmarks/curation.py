@@ -29,9 +29,10 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+
+from flywheel.clients.process_pool import process_pool
 
 WORKLOAD = "benchmark-agent"
 TOOLS_PER_RECORD = 5
@@ -106,7 +107,7 @@ async def measure(
 
     def processes() -> ProcessPoolExecutor | None:  # what a worker does (started when needed)
         if workers > 0 and not pools:
-            pools.append(ProcessPoolExecutor(workers, mp_context=get_context("spawn")))
+            pools.append(process_pool(workers))
         return pools[0] if pools else None
 
     if warm and processes() is not None:  # a long-running worker's pool: processes up already

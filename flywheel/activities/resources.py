@@ -7,7 +7,6 @@ platforms (for example a recording one) without touching module state.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -15,6 +14,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from flywheel.clients.artifacts import ArtifactStore
 from flywheel.clients.embeddings import Embedder, EmbedderCache, open_embedder
 from flywheel.clients.logstore import LogStore, open_log_store
+from flywheel.clients.process_pool import process_pool
 from flywheel.clients.results import ResultStore, open_result_store
 from flywheel.config import Platform, RunConfig, Settings, read_secret
 from flywheel.curation.scan import ScanSettings, scan_batch
@@ -76,15 +76,13 @@ class WorkerResources:
     def curation_pool(self) -> Executor | None:
         """The worker's process pool for curation work, started on first use (None: no pool).
 
-        Spawned, not forked: the worker process runs threads (Temporal's core, aiosqlite).
+        Spawned, not forked (the worker process runs threads); its processes exit with us.
         """
         size = self.settings.worker.curation_processes or os.cpu_count() or 1
         if size <= 1:
             return None
         if self._curation_pool is None:
-            self._curation_pool = ProcessPoolExecutor(
-                size, mp_context=multiprocessing.get_context("spawn")
-            )
+            self._curation_pool = process_pool(size)
         return self._curation_pool
 
     def warm_up(self) -> None:
