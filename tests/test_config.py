@@ -1,4 +1,4 @@
-"""Unit tests of flywheel/config.py: loading, precedence, validation messages, per-run overrides."""
+"""Unit tests of flywheel/config/: loading, precedence, validation messages, per-run overrides."""
 
 from __future__ import annotations
 

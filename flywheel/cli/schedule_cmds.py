@@ -9,7 +9,8 @@ import typer
 from flywheel.api import FlywheelClient, Schedules, ScheduleSummary, parse_duration
 from flywheel.cli import render
 from flywheel.cli.common import EXIT_USAGE, console, fail, run_async, run_overrides, state
-from flywheel.config import ConfigError, Settings
+from flywheel.config import Settings
+from flywheel.errors import ConfigError
 
 app = typer.Typer(help="Periodic flywheel runs (Temporal Schedules).", no_args_is_help=True)
 
