@@ -32,6 +32,7 @@ import orjson
 from osmem_server import resolve_binary
 
 from flywheel.devserver import free_port
+from tests.support.processes import stop_process
 
 __all__ = [
     "FIXTURES",
@@ -237,15 +238,8 @@ class OsmemServer:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Close its stdin (it exits), then terminate or kill the process this helper started."""
         process, self._process, self.port = self._process, None, None
-        if process is None:
-            return
-        if process.stdin is not None:
-            process.stdin.close()
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout_s)
+        if process is not None:
+            stop_process(process, timeout_s)
 
     def __enter__(self) -> Self:
         return self.start()

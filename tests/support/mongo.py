@@ -17,6 +17,8 @@ from typing import Any, Self
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from tests.support.processes import stop_process
+
 __all__ = ["MongoServer", "free_port"]
 
 NX_27017 = Path(sys.executable).parent / "nx-27017"
@@ -110,15 +112,8 @@ class MongoServer:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Terminate the process this helper started (kill it if it does not exit in time)."""
         process, self._process, self.port = self._process, None, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout_s)
+        if process is not None:
+            stop_process(process, timeout_s)
 
     def __enter__(self) -> Self:
         return self.start()
