@@ -105,7 +105,7 @@ async def test_datasets_and_icl_sets_per_context_length(
         assert icl["response"] == plain["response"]
         assert system_text(icl).startswith(PREAMBLE)
 
-    assert {"extract", "validate_dedup", "sample_split", "write_train_val", "icl"} <= set(
+    assert {"extract", "validate_dedup", "sample_split", "write_train", "write_val", "icl"} <= set(
         times.seconds
     )
     stages = [beat["stage"] for beat in beats]
@@ -281,3 +281,31 @@ async def test_worker_resources_own_the_curation_pool(tmp_path: Path) -> None:
     await resources.aclose()
     with pytest.raises(RuntimeError):
         pool.submit(int)
+
+
+async def test_records_fetched_back_from_the_store_match_curating_in_memory(
+    tmp_path: Path, artifacts: ArtifactStore
+) -> None:
+    """A generic workload whose requests offer tools: no training line is decided in pass one,
+    so every train/val record, like the eval records and examples, is fetched back by key."""
+    from flywheel.activities.dataset_builder import curation_options
+    from flywheel.curation.pipeline import curate
+    from tests.curation.builders import make_record
+
+    records = []
+    for n in range(120):
+        record = make_record(f"question {n}", content=f"answer {n}", tools=["lookup", "cancel"])
+        record |= {"workload_id": WORKLOAD, "timestamp": f"2026-10-01T00:{n // 60:02}:{n % 60:02}Z"}
+        records.append(record)
+    config = run_config(icl_config={"max_examples": 2, "max_context_length": 8192})
+    async with SQLiteLogStore(tmp_path / "generic.db") as store:
+        await store.add([LogRecord.model_validate(r) for r in records])
+        bundle, _ = await build(store, artifacts, config)
+    expected = curate(reversed(records), curation_options(config, 11))
+    assert bundle.workload_type == expected.workload_type
+    assert await artifacts.read_jsonl(bundle.eval.uri) == expected.eval_records
+    assert await artifacts.read_jsonl(bundle.train.uri) == expected.train_lines
+    assert await artifacts.read_jsonl(bundle.val.uri) == expected.val_lines
+    assert all("tools" not in line for line in expected.train_lines), "generic form"
+    icl = await artifacts.read_jsonl(bundle.icl["big"].uri)
+    assert all(system_text(r).count(EXAMPLE_HEADER) == 2 for r in icl)

@@ -2,9 +2,11 @@
 
 Kept free of Temporal so the curation benchmark runs exactly this code. Logs are read as raw
 JSON a batch at a time; datasets are streamed to the artifact store. Peak memory is the
-survivors' raw JSON plus a few batches, never the parsed workload. The per-record work (parse,
-validate, fingerprint; format training lines) runs in a process pool once a workload is big
-enough to repay it, else in a worker thread: the same functions either way, so the same bytes.
+survivors' training lines plus a few batches, never the parsed workload: the few records
+needed whole again (eval records, few-shot examples) are fetched back from the log store.
+The per-record work (parse, validate, fingerprint; format training lines) runs in a process
+pool once a workload is big enough to repay it, else in a worker thread: the same functions
+either way, so the same bytes.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import Any
 
 from flywheel.clients.artifacts import ArtifactStore
 from flywheel.clients.embeddings import Embedder
-from flywheel.clients.logstore import LogStore
-from flywheel.clients.spill import SpillFile
+from flywheel.clients.logstore import LogStore, RawBatch
+from flywheel.clients.logstore.refetch import RefetchingKeeper
 from flywheel.config import RunConfig
 from flywheel.curation.icl import (
     Example,
@@ -101,13 +103,14 @@ async def build_datasets(
     """Curate the newest logs of ``source`` and write eval, train, val and ICL datasets."""
     beat = heartbeat or (lambda _details: None)
     times = times or StageTimes()
-    with SpillFile() as spill:
-        plan = await _scan(store, config, source, seed, beat, times, _Work(processes), spill)
-        return await _write_datasets(plan, artifacts, config, seed, embedder, beat, times)
+    keeper = RefetchingKeeper(store)
+    plan = await _scan(store, config, source, seed, beat, times, _Work(processes), keeper)
+    return await _write_datasets(plan, keeper, artifacts, config, seed, embedder, beat, times)
 
 
 async def _write_datasets(
     plan: CurationPlan,
+    keeper: RefetchingKeeper,
     artifacts: ArtifactStore,
     config: RunConfig,
     seed: int,
@@ -118,16 +121,24 @@ async def _write_datasets(
 
     beat({"stage": "writing datasets"})
     with times.stage("write_eval"):
+        await keeper.load(plan.eval_positions)
+        await keeper.load(plan.positions_needing_records())
         eval_ref = await asyncio.to_thread(
             lambda: artifacts.put_jsonl_sync(plan.eval_records(), DatasetFormat.EVAL)
         )
-    with times.stage("write_train_val"):
-        train_ref = await _write_training(plan, "train", artifacts)
-        val_ref = await _write_training(plan, "val", artifacts)
-    with times.stage("icl"):
-        icl_refs, icl_stats, warnings = await _icl_datasets(
-            plan, artifacts, config, seed, embedder, beat
-        )
+        await asyncio.to_thread(plan.find_leaks)
+
+    # Train and val are mostly hashing and writing (outside the GIL), few-shot selection mostly
+    # Python: side by side they share the cores.
+    async def timed(stage: str, work: Awaitable[Any]) -> Any:
+        with times.stage(stage):
+            return await work
+
+    train_ref, val_ref, (icl_refs, icl_stats, warnings) = await asyncio.gather(
+        timed("write_train", _write_training(plan, "train", artifacts)),
+        timed("write_val", _write_training(plan, "val", artifacts)),
+        timed("icl", _icl_datasets(plan, keeper, artifacts, config, seed, embedder, beat)),
+    )
     report = plan.report(icl=icl_stats)
     report.warnings.extend(warnings)
     return DatasetBundle(
@@ -194,12 +205,12 @@ async def _scan(
     beat: Heartbeat,
     times: StageTimes,
     work: _Work,
-    spill: SpillFile,
+    keeper: RefetchingKeeper,
 ) -> CurationPlan:
     curator = Curator(
         curation_options(config, seed),
         redactor=build_redactor(config.curation_config.pii),
-        keeper=spill,
+        keeper=keeper,
     )
     batches = store.iter_raw(
         source.workload_id,
@@ -209,7 +220,7 @@ async def _scan(
         since=source.since,
         until=source.until,
     ).__aiter__()
-    scanning: deque[tuple[list[Any], Awaitable[Scanned]]] = deque()
+    scanning: deque[tuple[RawBatch, Awaitable[Scanned]]] = deque()
     read = 0
     expected = await store.count(
         source.workload_id, source.client_id, since=source.since, until=source.until
@@ -220,7 +231,7 @@ async def _scan(
 
     async def accept_oldest() -> None:
         batch, results = scanning.popleft()
-        curator.accept(batch, await results)
+        curator.accept(batch, await results, batch.keys)
         beat({"stage": "reading logs", "records": curator.total})
 
     # The store reads the next batch while earlier ones are scanned.
@@ -289,6 +300,7 @@ async def _write_training(plan: CurationPlan, which: Which, artifacts: ArtifactS
 
 async def _icl_datasets(
     plan: CurationPlan,
+    keeper: RefetchingKeeper,
     artifacts: ArtifactStore,
     config: RunConfig,
     seed: int,
@@ -306,12 +318,12 @@ async def _icl_datasets(
     if method == "semantic_similarity":
         beat({"stage": "embedding ICL examples", "pool": len(pool)})
         try:
-            chooser = await _semantic_chooser(plan, pool, config, seed, embedder)
+            chooser = await _semantic_chooser(plan, keeper, pool, config, seed, embedder)
         except FlywheelError as exc:
             warnings.append(f"semantic ICL selection failed, used uniform instead: {exc}")
             method = "uniform_distribution"
     if chooser is None:
-        groups = await asyncio.to_thread(_uniform_examples, plan, pool, icl.max_examples, seed)
+        groups = await _uniform_examples(plan, keeper, pool, icl.max_examples, seed)
         chooser = lambda _index: groups  # noqa: E731 - the same examples for every record
 
     eval_records = await asyncio.to_thread(plan.eval_records)
@@ -345,8 +357,12 @@ async def _icl_datasets(
     return refs, stats, warnings
 
 
-def _uniform_examples(
-    plan: CurationPlan, pool: Sequence[int], max_examples: int, seed: int
+async def _uniform_examples(
+    plan: CurationPlan,
+    keeper: RefetchingKeeper,
+    pool: Sequence[int],
+    max_examples: int,
+    seed: int,
 ) -> dict[str, list[Example]]:
     chosen = choose_uniform(
         [plan.labels[p] for p in pool],
@@ -354,6 +370,7 @@ def _uniform_examples(
         tool_calling=plan.workload_type == WorkloadType.TOOL_CALLING,
         seed=seed,
     )
+    await keeper.load(pool[i] for indices in chosen.values() for i in indices)
     return {
         name: [make_example(name, plan.record(pool[i])) for i in indices]
         for name, indices in chosen.items()
@@ -362,6 +379,7 @@ def _uniform_examples(
 
 async def _semantic_chooser(
     plan: CurationPlan,
+    keeper: RefetchingKeeper,
     pool: Sequence[int],
     config: RunConfig,
     seed: int,
@@ -374,7 +392,9 @@ async def _semantic_chooser(
     size = similarity.pool_size
     if size is not None and len(pool) > size:
         pool = sorted(random.Random(seed).sample(list(pool), size))
+    await keeper.load(pool)
     pool_records = await asyncio.to_thread(lambda: [plan.record(p) for p in pool])
+    keeper.forget(pool)
     pool_texts = [query_text(record) for record in pool_records]
     keep = [i for i, text in enumerate(pool_texts) if text]
     eval_records = await asyncio.to_thread(plan.eval_records)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -209,6 +210,7 @@ class Redactor:
         self.detectors: tuple[Detector, ...] = tuple(detectors)
         self.replacement = replacement
         self.counts: Counter[str] = Counter()
+        self._counting = threading.Lock()  # datasets may be redacted from several threads
         self._steps = tuple((detector, self._replacer(detector)) for detector in self.detectors)
 
     def token(self, name: str) -> str:
@@ -284,7 +286,8 @@ class Redactor:
             found = match.group()
             if not found or (validate is not None and not validate(found)):
                 return found
-            self.counts[name] += 1
+            with self._counting:
+                self.counts[name] += 1
             return token
 
         return replace

@@ -57,9 +57,11 @@ class Redactor(Protocol):
 
 
 class RawKeeper(Protocol):
-    """Where the survivors' raw lines wait for pass two: a list, or e.g. a spill file."""
+    """Where the survivors wait for pass two: a list of raw records, or e.g. a keeper of log
+    store keys that fetches the records pass two reads (it gets what :meth:`Curator.accept`
+    was given per record: the record, or its key)."""
 
-    def append(self, raw: RawRecord, /) -> None: ...
+    def append(self, item: Any, /) -> None: ...
 
     def __getitem__(self, index: int, /) -> RawRecord: ...
 
@@ -122,7 +124,7 @@ class Curator:
         self._lines: list[bytes | None] = []
         self._input_keys: list[bytes | None] = []
         # Plain answers seen before the first tool call, when those may have to be dropped.
-        self._pending: list[tuple[RawRecord, Scanned, int]] = []
+        self._pending: list[tuple[Any, Scanned, int]] = []
         self._tool_calling = False
         self.total = 0
 
@@ -136,10 +138,20 @@ class Curator:
         records = list(batch)
         self.accept(records, scan_batch(records, self.scan_settings, self._tool_calling))
 
-    def accept(self, batch: Sequence[RawRecord], scanned: Scanned) -> None:
-        """Take the :func:`scan_batch` results of ``batch``."""
+    def accept(
+        self, batch: Sequence[RawRecord], scanned: Scanned, keys: Sequence[Any] | None = None
+    ) -> None:
+        """Take the :func:`scan_batch` results of ``batch``.
+
+        ``keys``: what the keeper stores for each record instead of the record itself (e.g. its
+        key in the log store).
+        """
         if len(scanned) != len(batch):
             raise ValueError(f"{len(scanned)} scan results for a batch of {len(batch)}")
+        if keys is not None:
+            if len(keys) != len(batch):
+                raise ValueError(f"{len(keys)} keys for a batch of {len(batch)}")
+            batch = keys
         keep_plain = self._options.keep_non_tool_records
         reasons, calls_tool = scanned.reasons, scanned.calls_tool
         if not self._tool_calling and any(scanned.raw_calls_tool):
@@ -204,7 +216,7 @@ class Curator:
             warnings=list(split.notes),
         )
 
-    def _admit(self, raw: RawRecord, scanned: Scanned, index: int) -> None:
+    def _admit(self, item: Any, scanned: Scanned, index: int) -> None:
         key = scanned.keys[index]
         if key is not None:
             if key in self._seen:
@@ -221,7 +233,7 @@ class Curator:
             return
         # A parsed input is kept checked (normalised); raw text is re-checked when it is used.
         record = scanned.records[index]
-        self._raw.append(record if record is not None else raw)
+        self._raw.append(record if record is not None else item)
         self._labels.append(scanned.labels[index])
         self._lines.append(scanned.lines[index])
         self._input_keys.append(scanned.input_keys[index])
@@ -248,8 +260,11 @@ class CurationPlan:
     leaked: set[int] = field(default_factory=set)
     """Train/val positions left out because they (near-)duplicate an eval record."""
     written: dict[str, int] = field(default_factory=dict)
+    unusable: dict[str, int] = field(default_factory=dict)
+    """Train/val records that could not be formatted, by set (reported as a warning)."""
     _eval_records: list[dict[str, Any]] | None = field(default=None, repr=False)
     _eval_keys: set[bytes] | None = field(default=None, repr=False)
+    _leaks_found: bool = field(default=False, repr=False)
 
     def record(self, position: int, *, redact: bool = True, check: bool = True) -> dict[str, Any]:
         """The validated record at ``position``, PII-redacted if configured and ``redact``.
@@ -290,20 +305,15 @@ class CurationPlan:
     def training_chunks(self, which: Which, size: int = 2000) -> Iterator[tuple[bytes, int]]:
         """The train or val set as JSONL chunks ``(bytes, lines)``, leaving out records that
         repeat an eval input; counts what it wrote (for :meth:`report`)."""
-        eval_keys = self.eval_keys()
+        leaked = self.find_leaks()
         positions = self.train_positions if which == "train" else self.val_positions
-        stored_lines, input_keys, redactor = self.lines, self.input_keys, self.redactor
+        stored_lines, redactor = self.lines, self.redactor
         written = unusable = 0
         for start in range(0, len(positions), size):
             lines: list[bytes] = []
             for position in positions[start : start + size]:
-                if eval_keys:
-                    key = input_keys[position]
-                    if key is None:
-                        key = normalised_key(self.record(position, redact=False))
-                    if key in eval_keys:
-                        self.leaked.add(position)
-                        continue
+                if position in leaked:
+                    continue
                 line = stored_lines[position]
                 if line is None:
                     line = self._line(position)
@@ -318,8 +328,24 @@ class CurationPlan:
                 written += len(lines) - 1
                 yield b"\n".join(lines), len(lines) - 1
         self.written[which] = written
-        if unusable:
-            self.warnings.append(f"{unusable} {which} records could not be formatted")
+        self.unusable[which] = unusable
+
+    def find_leaks(self) -> set[int]:
+        """The train/val positions whose input repeats an eval record's (kept in ``leaked``);
+        found once, so train, val and few-shot pools can then be built in any order."""
+        if self._leaks_found:
+            return self.leaked
+        eval_keys = self.eval_keys()
+        if eval_keys:
+            input_keys = self.input_keys
+            for position in (*self.train_positions, *self.val_positions):
+                key = input_keys[position]
+                if key is None:
+                    key = normalised_key(self.record(position, redact=False))
+                if key in eval_keys:
+                    self.leaked.add(position)
+        self._leaks_found = True
+        return self.leaked
 
     def eval_keys(self) -> frozenset[bytes]:
         """Normalised input keys of the eval records (empty when the leakage guard is off)."""
@@ -335,9 +361,20 @@ class CurationPlan:
         formatted = to_training_line(record, self.workload_type) if record else None
         return orjson.dumps(formatted) if formatted is not None else None
 
+    def positions_needing_records(self) -> list[int]:
+        """Train/val positions whose whole record writing them needs: no training line yet
+        (form undecided in pass one), or no input key where the leakage guard is on."""
+        guard = self.options.leakage_guard
+        return [
+            position
+            for position in (*self.train_positions, *self.val_positions)
+            if self.lines[position] is None or (guard and self.input_keys[position] is None)
+        ]
+
     def pool_positions(self) -> list[int]:
         """Train positions usable as few-shot examples (never a record that leaks eval)."""
-        return [p for p in self.train_positions if p not in self.leaked]
+        leaked = self.find_leaks()
+        return [p for p in self.train_positions if p not in leaked]
 
     def report(self, **extra: Any) -> CurationReport:
         """The curation report; call it after the sets were written, for final counts."""
@@ -347,6 +384,9 @@ class CurationPlan:
         selected = len(self.eval_positions) + len(self.train_positions) + len(self.val_positions)
         tool_counts = Counter(self.label_counts)
         warnings = list(self.warnings)
+        for which in ("train", "val"):
+            if self.unusable.get(which):
+                warnings.append(f"{self.unusable[which]} {which} records could not be formatted")
         if self.workload_type == WorkloadType.TOOL_CALLING and len(tool_counts) == 1:
             warnings.append(f"every selected record has the same label {next(iter(tool_counts))!r}")
         return CurationReport(

@@ -28,7 +28,7 @@ from flywheel.clients.logstore.elasticsearch import (
 )
 from flywheel.clients.logstore.loader import load_jsonl
 from flywheel.devserver import free_port
-from flywheel.errors import ConfigError, ConnectionFailed, RemoteCallError
+from flywheel.errors import ConfigError, ConnectionFailed, FlywheelError, RemoteCallError
 from flywheel.sample_data import generate_customer_service_logs, write_jsonl
 from flywheel.schemas import LogRecord
 from tests.support.elasticsearch import (
@@ -214,6 +214,23 @@ async def test_iter_raw_is_the_documents_as_json_bytes(store: ElasticsearchLogSt
         "request": {"messages": [{"role": "user", "content": "q4"}]},
         "response": {"choices": [{"message": {"role": "assistant", "content": "a4"}}]},
     }
+
+
+async def test_fetch_raw_returns_documents_by_their_batch_keys(
+    store: ElasticsearchLogStore,
+) -> None:
+    await store.add([record(n) for n in range(7)])
+    batches = [batch async for batch in store.iter_raw("w1", batch_size=3)]
+    keys = [key for batch in batches for key in batch.keys]
+    docs = [doc for batch in batches for doc in batch]
+    assert len(set(keys)) == 7
+    wanted = [keys[6], keys[0], keys[3], keys[0]]
+    fetched = await store.fetch_raw(wanted)
+    assert [orjson.loads(doc) for doc in fetched] == [
+        orjson.loads(docs[i]) for i in (6, 0, 3, 0)
+    ]
+    with pytest.raises(FlywheelError, match=r"1 log records disappeared .*no-such-id"):
+        await store.fetch_raw([keys[1], "no-such-id"])
 
 
 async def test_timestamps_are_written_as_iso_utc(store: ElasticsearchLogStore) -> None:

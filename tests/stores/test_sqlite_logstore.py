@@ -15,7 +15,7 @@ from flywheel.clients.logstore import LogStore, WorkloadSummary, open_log_store
 from flywheel.clients.logstore.sqlite import SQLiteLogStore
 from flywheel.clients.results.sqlite import SQLiteResultStore
 from flywheel.clients.sqlite import sqlite_path_from_url
-from flywheel.errors import ConfigError, ConnectionFailed
+from flywheel.errors import ConfigError, ConnectionFailed, FlywheelError
 from flywheel.schemas import FlywheelRunResult, LogRecord, RunStatus
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -304,3 +304,25 @@ async def test_memory_database_works() -> None:
     async with open_log_store("sqlite:///:memory:") as store:
         await store.add([record(1), record(2)])
         assert ids((await collect(store, "w1"))[0]) == ["q2", "q1"]
+
+
+async def test_fetch_raw_returns_records_by_their_batch_keys(store: SQLiteLogStore) -> None:
+    await store.add([record(n) for n in range(1200)])
+    batches = [batch async for batch in store.iter_raw("w1", batch_size=500)]
+    keys = [key for batch in batches for key in batch.keys]
+    docs = [doc for batch in batches for doc in batch]
+    assert len(set(keys)) == 1200
+    wanted = [keys[1100], keys[3], keys[700], keys[3]]  # any order, repeats, several pages
+    assert await store.fetch_raw(wanted) == [docs[1100], docs[3], docs[700], docs[3]]
+    assert await store.fetch_raw([]) == []
+
+
+async def test_fetch_raw_names_records_that_are_gone(
+    tmp_path: Path, store: SQLiteLogStore
+) -> None:
+    await store.add([record(1), record(2)])
+    keys = [key async for batch in store.iter_raw("w1") for key in batch.keys]
+    with sqlite3.connect(tmp_path / "nested" / "dir" / "flywheel.db") as conn:
+        conn.execute("DELETE FROM log_records WHERE id = ?", (keys[0],))
+    with pytest.raises(FlywheelError, match=r"1 log records disappeared .* run the flywheel again"):
+        await store.fetch_raw(keys)

@@ -19,9 +19,27 @@ from flywheel.schemas import LogRecord
 RawLog = str | bytes
 """One log record as JSON text."""
 
+RecordKey = int | str
+"""A stored record's identity in its store (an SQLite row id, an Elasticsearch ``_id``)."""
+
+
+class RawBatch(list[RawLog]):
+    """A batch of :data:`RawLog` with each record's :data:`RecordKey` in ``keys`` (same order),
+    so a reader can drop the text and fetch the few records it needs again later."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self, docs: list[RawLog], keys: list[RecordKey]) -> None:
+        super().__init__(docs)
+        if len(keys) != len(docs):
+            raise ValueError(f"{len(keys)} keys for {len(docs)} records")
+        self.keys = keys
+
 __all__ = [
     "LogStore",
+    "RawBatch",
     "RawLog",
+    "RecordKey",
     "WorkloadSummary",
     "check_page_args",
     "open_log_store",
@@ -69,13 +87,21 @@ class LogStore(Protocol):
         batch_size: int = 1000,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> AsyncIterator[list[RawLog]]:
+    ) -> AsyncIterator[RawBatch]:
         """Yield the workload's records in batches, newest first, each as JSON text.
 
         The text is the log document (``workload_id``, ``client_id``, ``timestamp``,
         ``request``, ``response``) unparsed, as ``str`` or UTF-8 ``bytes`` (whichever the store
-        has at hand), so a consumer can parse it off the event loop.
+        has at hand), so a consumer can parse it off the event loop; each batch carries the
+        records' keys for :meth:`fetch_raw`.
         Same records, order and batching as :meth:`iter_batches`.
+        """
+        ...
+
+    async def fetch_raw(self, keys: Sequence[RecordKey]) -> list[RawLog]:
+        """The JSON text of the records with ``keys`` (from :meth:`iter_raw`), in that order.
+
+        Raises FlywheelError naming the missing keys when a record is gone from the store.
         """
         ...
 

@@ -21,7 +21,14 @@ import httpx
 import orjson
 
 from flywheel.clients.closing import AsyncClosing
-from flywheel.clients.logstore import WorkloadSummary, check_page_args, to_utc
+from flywheel.clients.logstore import (
+    RawBatch,
+    RawLog,
+    RecordKey,
+    WorkloadSummary,
+    check_page_args,
+    to_utc,
+)
 from flywheel.clients.urls import redact_url
 from flywheel.errors import ConfigError, ConnectionFailed, FlywheelError, RemoteCallError
 from flywheel.schemas import LogRecord
@@ -59,6 +66,8 @@ INDEX_DEFINITION: dict[str, Any] = {
 
 KEEP_ALIVE = "1m"
 """How long the server keeps a point in time (or scroll) open between two page requests."""
+_FETCH_CHUNK = 1000
+"""Ids per fetch-by-id search (below the default ``index.max_result_window`` of 10,000)."""
 
 ES_JSON = "application/vnd.elasticsearch+json; compatible-with=8"
 ES_NDJSON = "application/vnd.elasticsearch+x-ndjson; compatible-with=8"
@@ -207,8 +216,9 @@ class ElasticsearchLogStore(AsyncClosing):
         batch_size: int = 1000,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> AsyncIterator[list[bytes]]:
-        """Yield the workload's documents newest first, each as its ``_source`` JSON bytes.
+    ) -> AsyncIterator[RawBatch]:
+        """Yield the workload's documents newest first, each as its ``_source`` JSON bytes
+        (keyed by ``_id``).
 
         Pages come from a point in time (closed at the end, also on error or early exit) or,
         without one, a scroll (always cleared). Equal timestamps come later-indexed first.
@@ -226,7 +236,8 @@ class ElasticsearchLogStore(AsyncClosing):
                 page_size = size if remaining is None else min(size, remaining)
                 docs, exhausted = await cursor.next_page(page_size)
                 if remaining is not None:
-                    docs = docs[:remaining]
+                    if len(docs) > remaining:
+                        docs = RawBatch(docs[:remaining], docs.keys[:remaining])
                     remaining -= len(docs)
                 if docs:
                     yield docs
@@ -234,6 +245,30 @@ class ElasticsearchLogStore(AsyncClosing):
                     return
         finally:
             await cursor.close()
+
+    async def fetch_raw(self, keys: Sequence[RecordKey]) -> list[RawLog]:
+        """The ``_source`` JSON of the documents with ids ``keys``, in that order (an ``ids``
+        query on the index, a page of ids at a time)."""
+        await self._ready(reading=True)
+        found: dict[str, bytes] = {}
+        unique = list(dict.fromkeys(str(key) for key in keys))
+        for start in range(0, len(unique), _FETCH_CHUNK):
+            chunk = unique[start : start + _FETCH_CHUNK]
+            body = {"size": len(chunk), "query": {"ids": {"values": chunk}}}
+            response = await self._request(
+                "fetch by id", "POST", f"{self._index_path}/_search", body=body
+            )
+            page = await asyncio.to_thread(_read_page, response.content)
+            self._check_shards("fetch by id", page)
+            for key, doc in zip(page.docs.keys, page.docs, strict=True):
+                found.setdefault(str(key), doc)
+        missing = [key for key in unique if key not in found]
+        if missing:
+            raise FlywheelError(
+                f"{len(missing)} log records disappeared from {self.url} while they were being "
+                f"curated (ids {missing[:5]}); run the flywheel again"
+            )
+        return [found[str(key)] for key in keys]
 
     async def iter_batches(
         self,
@@ -480,7 +515,7 @@ class ElasticsearchLogStore(AsyncClosing):
 
 
 class _Cursor(Protocol):
-    async def next_page(self, size: int) -> tuple[list[bytes], bool]:
+    async def next_page(self, size: int) -> tuple[RawBatch, bool]:
         """The next page of documents and whether the result set is exhausted."""
         ...
 
@@ -500,7 +535,7 @@ class _PitCursor:
         self._query = query
         self._after: list[Any] | None = None
 
-    async def next_page(self, size: int) -> tuple[list[bytes], bool]:
+    async def next_page(self, size: int) -> tuple[RawBatch, bool]:
         body: dict[str, Any] = {
             "size": size,
             "query": self._query,
@@ -536,7 +571,7 @@ class _ScrollCursor:
         self._scroll_id: str | None = None
         self._started = False
 
-    async def next_page(self, size: int) -> tuple[list[bytes], bool]:
+    async def next_page(self, size: int) -> tuple[RawBatch, bool]:
         if not self._started:
             self._started = True
             body = {
@@ -552,7 +587,7 @@ class _ScrollCursor:
                 params={"scroll": KEEP_ALIVE},
             )
         elif self._scroll_id is None:
-            return [], True
+            return RawBatch([], []), True
         else:
             body = {"scroll": KEEP_ALIVE, "scroll_id": self._scroll_id}
             response = await self._store._request("scroll", "POST", "/_search/scroll", body=body)
@@ -579,7 +614,7 @@ class _ScrollCursor:
 
 @dataclass(slots=True)
 class _Page:
-    docs: list[bytes]
+    docs: RawBatch
     last_sort: list[Any] | None
     pit_id: str | None
     scroll_id: str | None
@@ -599,7 +634,9 @@ def _read_page(content: bytes) -> _Page:
     """Split a search response into its documents' ``_source`` bytes (runs in a thread)."""
     data = orjson.loads(content)
     hits = data.get("hits", {}).get("hits") or []
-    docs = [orjson.dumps(hit["_source"]) for hit in hits]
+    docs = RawBatch(
+        [orjson.dumps(hit["_source"]) for hit in hits], [str(hit.get("_id")) for hit in hits]
+    )
     shards = data.get("_shards") or {}
     failures = shards.get("failures") or [{}]
     failure = failures[0].get("reason") if isinstance(failures[0], dict) else None

@@ -15,9 +15,19 @@ from typing import Any
 import orjson
 
 from flywheel.clients.closing import AsyncClosing
-from flywheel.clients.logstore import WorkloadSummary, check_page_args
+from flywheel.clients.logstore import (
+    RawBatch,
+    RawLog,
+    RecordKey,
+    WorkloadSummary,
+    check_page_args,
+)
 from flywheel.clients.sqlite import DEFAULT_BUSY_TIMEOUT_MS, LazySQLite
+from flywheel.errors import FlywheelError
 from flywheel.schemas import LogRecord
+
+_FETCH_CHUNK = 500
+"""Row ids per ``IN (...)`` lookup (well under SQLite's bound-parameter limit)."""
 
 __all__ = ["SQLiteLogStore", "micros_to_datetime", "to_epoch_micros"]
 
@@ -93,10 +103,30 @@ class SQLiteLogStore(AsyncClosing):
         batch_size: int = 1000,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> AsyncIterator[list[bytes]]:
-        """Yield the workload's records newest first as the stored JSON (UTF-8 bytes)."""
+    ) -> AsyncIterator[RawBatch]:
+        """Yield the workload's records newest first as the stored JSON (UTF-8 bytes), keyed
+        by row id."""
         async for rows in self._pages(workload_id, client_id, limit, batch_size, since, until):
             yield rows
+
+    async def fetch_raw(self, keys: Sequence[RecordKey]) -> list[RawLog]:
+        """The stored JSON of the rows with ids ``keys``, in that order."""
+        found: dict[RecordKey, bytes] = {}
+        db = await self._sqlite.connection()
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _FETCH_CHUNK):
+            chunk = unique[start : start + _FETCH_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, CAST(record AS BLOB) FROM log_records WHERE id IN ({marks})"
+            async with db.execute(sql, chunk) as cur:
+                found.update(await cur.fetchall())
+        missing = [key for key in unique if key not in found]
+        if missing:
+            raise FlywheelError(
+                f"{len(missing)} log records disappeared from {self.path} while they were being "
+                f"curated (row ids {missing[:5]}); run the flywheel again"
+            )
+        return [found[key] for key in keys]
 
     async def iter_batches(
         self,
@@ -120,7 +150,7 @@ class SQLiteLogStore(AsyncClosing):
         batch_size: int,
         since: datetime | None,
         until: datetime | None,
-    ) -> AsyncIterator[list[bytes]]:
+    ) -> AsyncIterator[RawBatch]:
         """The stored JSON of matching records, one page query per batch (keyset, no OFFSET)."""
         check_page_args(limit, batch_size)
         remaining = limit
@@ -143,7 +173,7 @@ class SQLiteLogStore(AsyncClosing):
                 return
             last_id, last_ts, _ = rows[-1]
             cursor = (last_ts, last_id)
-            page: list[bytes] = [row[2] for row in rows]
+            page = RawBatch([row[2] for row in rows], [row[0] for row in rows])
             del rows
             if remaining is not None:
                 remaining -= len(page)
