@@ -19,6 +19,7 @@ from flywheel.platforms.evaluator import (
     checkpoint_prefix,
     collector_paused,
     open_similarity_embedder,
+    release_in_background,
     run_evaluation,
 )
 from flywheel.platforms.judging import open_judge
@@ -100,18 +101,21 @@ class EndpointsPlatform:
             ) as judge,
             open_similarity_embedder(settings, request.workload_type, self._embedders) as embedder,
         ):
-            return await run_evaluation(
-                records=records,
-                responder=HttpResponder(client, settings.concurrency),
-                checkpoint=checkpoint,
-                kind=request.kind,
-                workload_type=request.workload_type,
-                model=request.model or request.deployment.model,
-                config=settings,
-                ctx=ctx,
-                judge=judge,
-                embedder=embedder,
-            )
+            try:
+                return await run_evaluation(
+                    records=records,
+                    responder=HttpResponder(client, settings.concurrency),
+                    checkpoint=checkpoint,
+                    kind=request.kind,
+                    workload_type=request.workload_type,
+                    model=request.model or request.deployment.model,
+                    config=settings,
+                    ctx=ctx,
+                    judge=judge,
+                    embedder=embedder,
+                )
+            finally:
+                release_in_background(records)
 
     async def aclose(self) -> None:
         """Release in-process embedding models (each evaluation owns its HTTP client)."""

@@ -27,6 +27,7 @@ from flywheel.platforms.evaluator import (
     Reply,
     checkpoint_prefix,
     open_similarity_embedder,
+    release_in_background,
     run_evaluation,
 )
 from flywheel.platforms.judging import open_judge
@@ -111,18 +112,21 @@ class LocalPlatform:
                 request.config.evaluation, request.workload_type, self._embedders
             ) as embedder,
         ):
-            return await run_evaluation(
-                records=records,
-                responder=responder,
-                checkpoint=checkpoint,
-                kind=request.kind,
-                workload_type=request.workload_type,
-                model=request.model or candidate.model,
-                config=request.config.evaluation,
-                ctx=ctx,
-                judge=judge,
-                embedder=embedder,
-            )
+            try:
+                return await run_evaluation(
+                    records=records,
+                    responder=responder,
+                    checkpoint=checkpoint,
+                    kind=request.kind,
+                    workload_type=request.workload_type,
+                    model=request.model or candidate.model,
+                    config=request.config.evaluation,
+                    ctx=ctx,
+                    judge=judge,
+                    embedder=embedder,
+                )
+            finally:
+                release_in_background(records)
 
     async def customize(self, request: CustomizeInput, ctx: StepContext) -> CustomizationResult:
         """LoRA-train the candidate on the run's train/val sets, resuming from a checkpoint."""

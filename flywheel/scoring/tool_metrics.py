@@ -130,47 +130,65 @@ def reply_label(message: Message) -> str:
     return names[0] or MALFORMED_TOOL
 
 
-def tool_confusion(pairs: Iterable[tuple[Message, Message]]) -> ToolReport:
-    """Score ``(expected, predicted)`` message pairs: per-tool P/R/F1, confusion and rates."""
-    first_expected: Counter[str] = Counter()
-    first_predicted: Counter[str] = Counter()
-    first_hits: Counter[str] = Counter()
-    all_expected: Counter[str] = Counter()
-    all_predicted: Counter[str] = Counter()
-    all_hits: Counter[str] = Counter()
-    confusion: dict[str, Counter[str]] = {}
-    records = no_tool_records = no_tool_kept = tool_records = tool_missed = 0
+class ToolConfusion:
+    """Accumulates ``(expected, predicted)`` message pairs one at a time (in any order: the
+    report depends only on which pairs were added), so replies can be scored as they arrive."""
 
-    for expected, predicted in pairs:
-        records += 1
+    def __init__(self) -> None:
+        self._first_expected: Counter[str] = Counter()
+        self._first_predicted: Counter[str] = Counter()
+        self._first_hits: Counter[str] = Counter()
+        self._all_expected: Counter[str] = Counter()
+        self._all_predicted: Counter[str] = Counter()
+        self._all_hits: Counter[str] = Counter()
+        self._confusion: dict[str, Counter[str]] = {}
+        self._records = self._no_tool_records = self._no_tool_kept = 0
+        self._tool_records = self._tool_missed = 0
+
+    def add(self, expected: Message, predicted: Message) -> None:
+        """Count one pair."""
+        self._records += 1
         want, got = _names(expected), _names(predicted)
         want_label = want[0] if want else NO_TOOL
         got_label = got[0] if got else NO_TOOL
-        first_expected[want_label] += 1
-        first_predicted[got_label] += 1
-        first_hits[want_label] += want_label == got_label
-        confusion.setdefault(want_label, Counter())[got_label] += 1
+        self._first_expected[want_label] += 1
+        self._first_predicted[got_label] += 1
+        self._first_hits[want_label] += want_label == got_label
+        self._confusion.setdefault(want_label, Counter())[got_label] += 1
         want_bag, got_bag = Counter(want), Counter(got)
-        all_expected.update(want_bag)
-        all_predicted.update(got_bag)
-        all_hits.update(want_bag & got_bag)
+        self._all_expected.update(want_bag)
+        self._all_predicted.update(got_bag)
+        self._all_hits.update(want_bag & got_bag)
         if want:
-            tool_records += 1
-            tool_missed += not got
+            self._tool_records += 1
+            self._tool_missed += not got
         else:
-            no_tool_records += 1
-            no_tool_kept += not got
+            self._no_tool_records += 1
+            self._no_tool_kept += not got
 
-    return ToolReport(
-        records=records,
-        label_accuracy=_ratio(first_hits.total(), records),
-        first_call=_label_report(first_expected, first_predicted, first_hits),
-        all_calls=_label_report(all_expected, all_predicted, all_hits),
-        confusion={want: dict(sorted(row.items())) for want, row in sorted(confusion.items())},
-        no_tool_accuracy=_ratio(no_tool_kept, no_tool_records),
-        unexpected_tool_rate=_ratio(no_tool_records - no_tool_kept, no_tool_records),
-        missed_tool_rate=_ratio(tool_missed, tool_records),
-    )
+    def report(self) -> ToolReport:
+        """Per-tool P/R/F1, confusion and rates over the pairs added so far."""
+        records, no_tool_records = self._records, self._no_tool_records
+        return ToolReport(
+            records=records,
+            label_accuracy=_ratio(self._first_hits.total(), records),
+            first_call=_label_report(self._first_expected, self._first_predicted, self._first_hits),
+            all_calls=_label_report(self._all_expected, self._all_predicted, self._all_hits),
+            confusion={
+                want: dict(sorted(row.items())) for want, row in sorted(self._confusion.items())
+            },
+            no_tool_accuracy=_ratio(self._no_tool_kept, no_tool_records),
+            unexpected_tool_rate=_ratio(no_tool_records - self._no_tool_kept, no_tool_records),
+            missed_tool_rate=_ratio(self._tool_missed, self._tool_records),
+        )
+
+
+def tool_confusion(pairs: Iterable[tuple[Message, Message]]) -> ToolReport:
+    """Score ``(expected, predicted)`` message pairs: per-tool P/R/F1, confusion and rates."""
+    confusion = ToolConfusion()
+    for expected, predicted in pairs:
+        confusion.add(expected, predicted)
+    return confusion.report()
 
 
 def _names(message: Message) -> list[str]:

@@ -23,6 +23,7 @@ from flywheel.platforms.evaluator import (
     build_chat_request,
     checkpoint_prefix,
     collector_paused,
+    release_in_background,
     run_evaluation,
 )
 from flywheel.schemas import EvalKind, EvalResult, StepStatus, WorkloadType
@@ -550,3 +551,22 @@ def test_collector_pause_nests_and_restores() -> None:
             assert not gc.isenabled()
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_release_in_background_frees_the_dataset_on_another_thread() -> None:
+    import threading
+    import weakref
+
+    class Record(dict):  # weak-referenceable, unlike a plain dict
+        pass
+
+    records: list[Any] = [Record(index=i) for i in range(1000)]
+    first = weakref.ref(records[0])
+    freed_on: list[str] = []
+    weakref.finalize(records[-1], lambda: freed_on.append(threading.current_thread().name))
+    release_in_background(records)
+    for thread in threading.enumerate():
+        if thread.name == "release-eval-dataset":
+            thread.join(5)
+    assert records == [] and first() is None
+    assert freed_on == ["release-eval-dataset"]

@@ -17,6 +17,7 @@ from flywheel.scoring.tool_metrics import (
     TOOL_MACRO_F1,
     UNEXPECTED_TOOL_RATE,
     LabelScore,
+    ToolConfusion,
     reply_label,
     tool_confusion,
 )
@@ -289,3 +290,15 @@ def test_counts_are_consistent(pairs: list[tuple[Any, Any]]) -> None:
         assert report.first_call.labels[want].true_positives == row.get(want, 0)
     if report.no_tool_accuracy is not None:
         assert report.no_tool_accuracy + report.unexpected_tool_rate == pytest.approx(1.0)
+
+
+@given(PAIRS, st.randoms(use_true_random=False))
+def test_pairs_added_one_at_a_time_in_any_order_give_the_same_report(
+    pairs: list[tuple[Any, Any]], rng: Any
+) -> None:
+    shuffled = list(pairs)
+    rng.shuffle(shuffled)
+    confusion = ToolConfusion()
+    for expected, predicted in shuffled:
+        confusion.add(expected, predicted)
+    assert confusion.report() == tool_confusion(pairs)
