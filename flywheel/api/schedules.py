@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -19,6 +20,8 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -82,6 +85,70 @@ class Schedules:
         note: str | None = None,
     ) -> str:
         """Create the workload's schedule; runs are ``flywheel-{workload_id}-<scheduled time>``."""
+        sid, schedule = self._schedule(
+            workload_id, client_id, cron, every, overrides, candidates, paused, note
+        )
+        try:
+            await self.client.create_schedule(sid, schedule)
+        except ScheduleAlreadyRunningError:
+            raise FlywheelError(
+                f"workload {workload_id!r} already has a schedule ({sid}); delete it first"
+            ) from None
+        except RPCError as exc:
+            raise FlywheelError(f"cannot create schedule {sid}: {exc.message}") from None
+        return sid
+
+    async def upsert(
+        self,
+        workload_id: str,
+        client_id: str | None = None,
+        *,
+        cron: Sequence[str] = (),
+        every: timedelta | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        candidates: Sequence[str] | None = None,
+        paused: bool = False,
+        note: str | None = None,
+    ) -> tuple[str, bool]:
+        """Create the workload's schedule, or update the one it has; return (id, created).
+
+        An update replaces what runs and when (action, spec, overlap policy) and keeps the
+        schedule's state, so a schedule an operator paused stays paused (``paused`` and
+        ``note`` apply on creation only). Re-running it with the same arguments is harmless.
+        """
+        sid, schedule = self._schedule(
+            workload_id, client_id, cron, every, overrides, candidates, paused, note
+        )
+        try:
+            await self.client.create_schedule(sid, schedule)
+            return sid, True
+        except ScheduleAlreadyRunningError:
+            pass
+        except RPCError as exc:
+            raise FlywheelError(f"cannot create schedule {sid}: {exc.message}") from None
+
+        async def keep_state(update: ScheduleUpdateInput) -> ScheduleUpdate:
+            state = update.description.schedule.state
+            return ScheduleUpdate(schedule=dataclasses.replace(schedule, state=state))
+
+        try:
+            await self.client.get_schedule_handle(sid).update(keep_state)
+        except RPCError as exc:
+            raise _schedule_error(sid, exc) from None
+        return sid, False
+
+    def _schedule(
+        self,
+        workload_id: str,
+        client_id: str | None,
+        cron: Sequence[str],
+        every: timedelta | None,
+        overrides: Mapping[str, Any] | None,
+        candidates: Sequence[str] | None,
+        paused: bool,
+        note: str | None,
+    ) -> tuple[str, Schedule]:
+        """The schedule's id and definition; raises ConfigError for a bad spec or overrides."""
         if not cron and every is None:
             raise ConfigError("a schedule needs --cron EXPRESSION or --every INTERVAL")
         self.settings.run_config(overrides)
@@ -107,16 +174,7 @@ class Schedules:
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
             state=ScheduleState(paused=paused, note=note),
         )
-        sid = schedule_id(workload_id)
-        try:
-            await self.client.create_schedule(sid, schedule)
-        except ScheduleAlreadyRunningError:
-            raise FlywheelError(
-                f"workload {workload_id!r} already has a schedule ({sid}); delete it first"
-            ) from None
-        except RPCError as exc:
-            raise FlywheelError(f"cannot create schedule {sid}: {exc.message}") from None
-        return sid
+        return schedule_id(workload_id), schedule
 
     async def list(self) -> list[ScheduleSummary]:
         summaries = []

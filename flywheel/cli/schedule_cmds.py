@@ -32,6 +32,11 @@ def create(
     candidate: list[str] | None = typer.Option(None, help="run only these candidates"),
     paused: bool = typer.Option(False, help="create the schedule paused"),
     note: str | None = typer.Option(None, help="a note shown with the schedule"),
+    update_existing: bool = typer.Option(
+        False,
+        help="update the workload's schedule if it has one (its spec and what it runs; "
+        "paused state and note are kept), so the command can be re-run safely",
+    ),
 ) -> None:
     """Create the workload's schedule (runs that would overlap a running one are skipped)."""
     settings = state(ctx).settings()
@@ -41,9 +46,20 @@ def create(
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
 
-    async def go() -> str:
+    async def go() -> tuple[str, bool]:
         schedules = await _schedules(settings)
-        return await schedules.create(
+        if update_existing:
+            return await schedules.upsert(
+                workload_id,
+                client_id,
+                cron=cron or [],
+                every=interval,
+                overrides=overrides,
+                candidates=candidate,
+                paused=paused,
+                note=note,
+            )
+        sid = await schedules.create(
             workload_id,
             client_id,
             cron=cron or [],
@@ -53,9 +69,13 @@ def create(
             paused=paused,
             note=note,
         )
+        return sid, True
 
-    sid = run_async(go())
-    console.print(f"created schedule {sid}" + (" (paused)" if paused else ""))
+    sid, created = run_async(go())
+    if created:
+        console.print(f"created schedule {sid}" + (" (paused)" if paused else ""))
+    else:
+        console.print(f"updated schedule {sid}")
 
 
 @app.command("list")

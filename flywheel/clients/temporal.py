@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -10,7 +12,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
+from temporalio.service import RPCError, TLSConfig
 
 from flywheel.config import TemporalConfig, read_secret
 from flywheel.errors import ConfigError, ConnectionFailed
@@ -40,7 +42,7 @@ async def connect(config: TemporalConfig) -> Client:
             config.address,
             namespace=config.namespace,
             api_key=api_key,
-            tls=config.tls or bool(api_key),
+            tls=tls_config(config) or bool(api_key),
             data_converter=pydantic_data_converter,
         )
     except RuntimeError as exc:
@@ -48,6 +50,31 @@ async def connect(config: TemporalConfig) -> Client:
             f"cannot reach Temporal at {config.address} (namespace {config.namespace}): "
             f"{_short(exc)}. Start a local one with `flywheel dev`, or set temporal.address."
         ) from None
+
+
+def tls_config(config: TemporalConfig) -> TLSConfig | bool:
+    """How to connect: plain (False), TLS with the system's roots (True), or a TLSConfig that
+    carries an mTLS client certificate, a private CA and/or the server name to expect."""
+    if not config.uses_tls:
+        return False
+    custom = (config.tls_client_cert_path, config.tls_server_ca_path, config.tls_server_name)
+    if all(value is None for value in custom):
+        return True
+    return TLSConfig(
+        server_root_ca_cert=_read_pem(config.tls_server_ca_path, "tls_server_ca_path"),
+        domain=config.tls_server_name,
+        client_cert=_read_pem(config.tls_client_cert_path, "tls_client_cert_path"),
+        client_private_key=_read_pem(config.tls_client_key_path, "tls_client_key_path"),
+    )
+
+
+def _read_pem(path: Path | None, key: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.expanduser().read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"temporal.{key}: cannot read {path}: {exc.strerror}") from None
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:

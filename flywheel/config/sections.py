@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -358,7 +359,37 @@ class TemporalConfig(_Section):
     task_queue: str = "flywheel"
     api_key_env: str | None = Field(None, description="env var with a Temporal Cloud API key")
     tls: bool = False
+    tls_client_cert_path: Path | None = Field(
+        None, description="mTLS client certificate (PEM file), e.g. for Temporal Cloud"
+    )
+    tls_client_key_path: Path | None = Field(
+        None, description="the mTLS client certificate's private key (PEM file)"
+    )
+    tls_server_ca_path: Path | None = Field(
+        None, description="CA certificate(s) for the server's certificate (default: system roots)"
+    )
+    tls_server_name: str | None = Field(
+        None, description="server name to expect in its certificate (default: the address's host)"
+    )
     ui_url: str | None = Field(None, description="Web UI base URL printed by the CLI")
+
+    @model_validator(mode="after")
+    def _client_cert_with_key(self) -> TemporalConfig:
+        if (self.tls_client_cert_path is None) != (self.tls_client_key_path is None):
+            raise ValueError("tls_client_cert_path and tls_client_key_path go together (mTLS)")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the connection is TLS: asked for, or implied by a certificate setting."""
+        return self.tls or any(
+            value is not None
+            for value in (
+                self.tls_client_cert_path,
+                self.tls_server_ca_path,
+                self.tls_server_name,
+            )
+        )
 
 
 class WorkerConfig(_Section):
