@@ -320,6 +320,9 @@ class CustomizationResult(BaseModel):
     steps_completed: int = 0
     train_loss: float | None = None
     val_loss: float | None = None
+    resumed_from_step: int | None = Field(
+        None, description="the checkpoint step a retried customization resumed from"
+    )
     error: str | None = None
     skipped_reason: str | None = None
     started_at: datetime | None = None

@@ -15,6 +15,7 @@ from flywheel.clients.logstore import WorkloadSummary
 from flywheel.clients.logstore.loader import LoadReport
 from flywheel.schemas import (
     CurationReport,
+    CustomizationResult,
     EvalProgress,
     EvalResult,
     FlywheelRunResult,
@@ -160,6 +161,9 @@ def result_notes(run: FlywheelRunResult) -> list[Text]:
     for candidate in run.candidates:
         if candidate.error:
             notes.append(Text(f"{candidate.name}: {candidate.error}", style="red"))
+        tuned = candidate.customization
+        if tuned is not None and tuned.status == StepStatus.COMPLETED:
+            notes.append(Text(f"{candidate.name}: {customization_line(tuned)}", style="dim"))
         for result in candidate.evals:
             reason = result.error or result.skipped_reason
             if reason and result.status != StepStatus.COMPLETED:
@@ -171,6 +175,20 @@ def result_notes(run: FlywheelRunResult) -> list[Text]:
                     )
                 )
     return notes
+
+
+def customization_line(result: CustomizationResult) -> str:
+    """One line on a finished fine-tuning: steps, epochs, losses, and any resumption."""
+    parts = [f"LoRA {result.steps_completed} steps, {result.epochs_completed} epoch(s)"]
+    if result.train_loss is not None:
+        parts.append(f"train loss {result.train_loss:.3f}")
+    if result.val_loss is not None:
+        parts.append(f"val loss {result.val_loss:.3f}")
+    if result.resumed_from_step:
+        parts.append(f"resumed from the step-{result.resumed_from_step} checkpoint")
+    if result.job_id:
+        parts.append(f"job {result.job_id}")
+    return ", ".join(parts)
 
 
 def results_table(run: FlywheelRunResult) -> Table:

@@ -41,6 +41,9 @@ from flywheel.scoring.stats import percentile
 from flywheel.scoring.tool_metrics import ToolConfusion
 
 DEFAULT_MAX_TOKENS = 1024
+REPLY_CHUNK = "chunk-"
+JUDGE_CHUNK = "judge-"
+"""File name prefixes of the checkpoint's reply and judge-rating chunks."""
 
 BuildRequest = Callable[[dict[str, Any], str, EvaluationConfig], dict[str, Any]]
 
@@ -188,7 +191,8 @@ def checkpoint_prefix(run_id: str, candidate: str, kind: EvalKind | str) -> str:
 
 
 class EvalCheckpoint:
-    """Replies persisted in numbered JSONL chunks ``{prefix}/chunk-{n:06d}.jsonl``.
+    """Replies persisted in numbered JSONL chunks ``{prefix}/chunk-{n:06d}.jsonl``, judge
+    ratings in ``{prefix}/judge-{n:06d}.jsonl``.
 
     Chunks are only ever added, never rewritten; on load a later chunk wins for the same index
     (a request that failed before and succeeded on resumption).
@@ -198,6 +202,7 @@ class EvalCheckpoint:
         self.artifacts = artifacts
         self.prefix = prefix.strip("/")
         self._next: int | None = None
+        self._next_ratings: int | None = None
         self._lock = asyncio.Lock()
 
     async def load(self) -> dict[int, Reply]:
@@ -220,17 +225,43 @@ class EvalCheckpoint:
             if self._next is None:
                 chunks = await self._chunks()
                 self._next = chunks[-1][0] + 1 if chunks else 0
-            path = f"{self.prefix}/chunk-{self._next:06d}.jsonl"
+            path = f"{self.prefix}/{REPLY_CHUNK}{self._next:06d}.jsonl"
             data = b"".join(dumps_line(r.to_json()) + b"\n" for r in replies)
             await self.artifacts.write_bytes(path, data)
             self._next += 1
 
-    async def _chunks(self) -> list[tuple[int, str]]:
+    async def load_ratings(self) -> dict[int, int | None]:
+        """The judge ratings checkpointed so far, by record index (None: an unreadable reply)."""
+        ratings: dict[int, int | None] = {}
+        chunks = await self._chunks(JUDGE_CHUNK)
+        for _, path in chunks:
+            for line in await self.artifacts.read_jsonl(path):
+                rating = line.get("rating")
+                ratings[int(line["index"])] = int(rating) if rating is not None else None
+        self._next_ratings = chunks[-1][0] + 1 if chunks else 0
+        return ratings
+
+    async def append_ratings(self, ratings: Sequence[tuple[int, int | None]]) -> None:
+        """Write ``(record index, rating)`` pairs as the next judge chunk (nothing when empty)."""
+        if not ratings:
+            return
+        async with self._lock:
+            if self._next_ratings is None:
+                chunks = await self._chunks(JUDGE_CHUNK)
+                self._next_ratings = chunks[-1][0] + 1 if chunks else 0
+            path = f"{self.prefix}/{JUDGE_CHUNK}{self._next_ratings:06d}.jsonl"
+            data = b"".join(
+                dumps_line({"index": index, "rating": rating}) + b"\n" for index, rating in ratings
+            )
+            await self.artifacts.write_bytes(path, data)
+            self._next_ratings += 1
+
+    async def _chunks(self, kind: str = REPLY_CHUNK) -> list[tuple[int, str]]:
         found = []
         for path in await self.artifacts.list(self.prefix):
             name = path.rsplit("/", 1)[-1]
-            if name.startswith("chunk-") and name.endswith(".jsonl"):
-                number = name[len("chunk-") : -len(".jsonl")]
+            if name.startswith(kind) and name.endswith(".jsonl"):
+                number = name[len(kind) : -len(".jsonl")]
                 if number.isdigit():
                     found.append((int(number), path))
         return sorted(found)
@@ -452,7 +483,7 @@ async def run_evaluation(
         if WorkloadType(workload_type) is WorkloadType.GENERIC:
             if judge is not None:
                 judged = await _judge_replies(
-                    judge, records, replies, config, ctx, progress.details()
+                    judge, records, replies, config, ctx, progress.details(), checkpoint
                 )
             if embedder is not None:
                 embedded = await _embedding_similarity(embedder, records, replies)
@@ -478,27 +509,48 @@ async def _judge_replies(
     config: EvaluationConfig,
     ctx: StepContext,
     details: dict[str, Any],
+    checkpoint: EvalCheckpoint,
 ) -> dict[int, int | None]:
     """The judge's rating of every answered record, by record index (None: no rating).
 
     The judge sees the record's last user turn, the logged answer as the reference and the
-    candidate's answer; heartbeats carry the reply progress plus the judging progress.
+    candidate's answer; heartbeats carry the reply progress plus the judging progress. Ratings
+    are checkpointed like replies, so a retried evaluation asks the judge only about the
+    records it had not rated (a failed judge call is asked again).
     """
-    ok = [r for r in replies if r.ok]
+    ratings = await checkpoint.load_ratings()
+    todo = [r for r in replies if r.ok and r.index not in ratings]
     pairs = [
         JudgePair(
             reference=message_text(_expected_message(records[r.index])),
             candidate=message_text(r.message),
             conversation=last_user_text(records[r.index].get("request")),
         )
-        for r in ok
+        for r in todo
     ]
-    scores = await judge.judge(
-        pairs,
-        concurrency=config.concurrency,
-        heartbeat=lambda judging: ctx.heartbeat({**details, "judge": judging}),
-    )
-    return {r.index: score for r, score in zip(ok, scores, strict=True)}
+    buffer: list[tuple[int, int | None]] = []
+
+    async def flush() -> None:
+        chunk = buffer[:]
+        buffer.clear()
+        await asyncio.shield(checkpoint.append_ratings(chunk))
+
+    async def on_rating(position: int, rating: int | None) -> None:
+        buffer.append((todo[position].index, rating))
+        if len(buffer) >= config.checkpoint_every:
+            await flush()
+
+    try:
+        scores = await judge.judge(
+            pairs,
+            concurrency=config.concurrency,
+            heartbeat=lambda judging: ctx.heartbeat({**details, "judge": judging}),
+            on_rating=on_rating,
+        )
+    finally:
+        await flush()
+    ratings.update((r.index, score) for r, score in zip(todo, scores, strict=True))
+    return {r.index: ratings.get(r.index) for r in replies if r.ok}
 
 
 @contextlib.asynccontextmanager

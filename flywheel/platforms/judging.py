@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,13 +142,15 @@ class Judge(AsyncClosing):
         *,
         concurrency: int,
         heartbeat: Callable[[dict[str, Any]], None] | None = None,
+        on_rating: Callable[[int, int | None], Awaitable[None]] | None = None,
     ) -> list[int | None]:
         """The judge's 1–10 rating of each pair, in the order of ``pairs`` (None: no rating).
 
         At most ``concurrency`` calls run at once. A failed call or an unreadable reply gives
         None and is counted in :attr:`counts`; neither raises. ``heartbeat`` (if given) gets
         the progress after every rating; if it raises (cancellation), the calls in flight are
-        cancelled and the exception propagates.
+        cancelled and the exception propagates. ``on_rating(position, rating)`` is awaited
+        after every answered call (not after failed ones), e.g. to checkpoint ratings.
         """
         scores: list[int | None] = [None] * len(pairs)
         if not pairs:
@@ -164,6 +166,8 @@ class Judge(AsyncClosing):
                 index = queue.get_nowait()
                 score, call_failed = await self._rate(pairs[index])
                 scores[index] = score
+                if on_rating is not None and not call_failed:
+                    await on_rating(index, score)
                 done += 1
                 failed += call_failed
                 unparsed += score is None and not call_failed

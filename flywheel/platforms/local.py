@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_MAX_NEW_TOKENS = 128
-HEARTBEAT_EVERY_S = 5.0
+HEARTBEAT_EVERY_S = 1.0
 
 
 class LocalPlatform:
@@ -187,6 +187,7 @@ class LocalPlatform:
             epochs_completed=int(latest.get("epoch", 0)),
             train_loss=result.train_loss,
             val_loss=result.val_loss,
+            resumed_from_step=result.resumed_from_step if resume else None,
             started_at=started,
             finished_at=utcnow(),
         )

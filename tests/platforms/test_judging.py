@@ -390,3 +390,52 @@ async def test_a_heartbeat_that_raises_while_judging_stops_the_evaluation(
                     judge=judge,
                 )
     assert judge.counts.judged <= 2  # stopped after the first rating, before the rest
+
+
+async def test_a_retried_evaluation_asks_the_judge_only_what_it_had_not_rated(
+    judge_server: ScriptedOpenAIServer, store: ArtifactStore
+) -> None:
+    class Cancelled(Exception):
+        pass
+
+    def cancel_after_two_ratings(details: dict[str, Any]) -> None:
+        if details.get("judge", {}).get("judged") == 2:
+            raise Cancelled
+
+    async def attempt(heartbeat: Any, prefix: str) -> EvalResult:
+        with ScriptedOpenAIServer(CANDIDATE_SCRIPT) as server:
+            async with (
+                ChatClient(server.base_url, max_retries=0) as client,
+                make_judge(judge_server) as judge,
+            ):
+                return await run_evaluation(
+                    records=RECORDS,
+                    responder=HttpResponder(client, 1),
+                    checkpoint=EvalCheckpoint(store, prefix),
+                    kind=EvalKind.BASE,
+                    workload_type=WorkloadType.GENERIC,
+                    model="small-model",
+                    config=settings(concurrency=1, checkpoint_every=1),
+                    ctx=StepContext(heartbeat=heartbeat),
+                    judge=judge,
+                )
+
+    uninterrupted = await attempt(lambda _details: None, "uninterrupted")
+    with pytest.raises(Cancelled):
+        await attempt(cancel_after_two_ratings, "retried")
+    asked_before = {r.key for r in judge_server.requests if r.key}
+    judge_server.clear()
+    resumed = await attempt(lambda _details: None, "retried")
+
+    asked_again = [_CANDIDATE.search(r.key).group(1) for r in judge_server.requests if r.key]
+    # q0 and q1 were rated and checkpointed before the stop; only q2 and q3 are asked.
+    assert sorted(set(asked_again)) == ["we are open from nine", FAILING]
+    assert len(asked_before) == 4
+    assert comparable(resumed) == comparable(uninterrupted)
+    # Once more: an unreadable rating is an answer (kept); only the failed call is retried.
+    judge_server.clear()
+    again = await attempt(lambda _details: None, "retried")
+    assert {_CANDIDATE.search(r.key).group(1) for r in judge_server.requests if r.key} == {
+        FAILING
+    }
+    assert comparable(again) == comparable(uninterrupted)
