@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import re
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,11 @@ from flywheel.cli.common import (
     setup_logging,
     state,
 )
+from flywheel.clients.artifacts import ArtifactStore
 from flywheel.clients.temporal import connect, ensure_search_attributes
 from flywheel.config import Settings
 from flywheel.devserver import DevServer
+from flywheel.platforms import build_platforms
 from flywheel.schemas import FlywheelRunResult, RunStatus, utcnow
 from flywheel.time_window import resolve_window
 
@@ -342,6 +345,36 @@ def cancel(
                 console.print("cancelled; teardown finished")
 
     run_async(go())
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="run id"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+) -> None:
+    """Delete what a finished run created: NeMo datasets, customized models and evaluation
+    jobs, its artifacts, stored results and Temporal history. Refuses a running run."""
+    settings = state(ctx).settings()
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(f"deleting {run_id} cannot be undone: pass --yes to confirm", EXIT_USAGE)
+        typer.confirm(f"Delete run {run_id} and everything it created?", abort=True)
+
+    async def go() -> list[str]:
+        assert settings.artifact_store_uri is not None
+        platforms = build_platforms(settings, ArtifactStore(settings.artifact_store_uri))
+        try:
+            async with await FlywheelClient.connect(settings) as fw:
+                return (await fw.delete(run_id, platforms=platforms)).deleted
+        finally:
+            for platform in platforms.values():
+                await platform.aclose()
+
+    deleted = run_async(go())
+    for line in deleted:
+        console.print(f"deleted {line}" if not line.startswith("(") else line)
+    console.print(f"run {run_id} deleted" if deleted else f"nothing left of run {run_id}")
 
 
 @app.command()

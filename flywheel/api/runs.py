@@ -23,10 +23,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from flywheel.api.deletion import DeletionReport, delete_run
+from flywheel.clients.artifacts import ArtifactStore
 from flywheel.clients.closing import AsyncClosing
 from flywheel.clients.results import ResultStore, open_result_store
 from flywheel.clients.temporal import WORKLOAD_ID, connect, run_search_attributes
-from flywheel.config import Settings
+from flywheel.config import Platform, Settings
 from flywheel.errors import FlywheelError, NotFoundError
 from flywheel.schemas import (
     CandidateProgress,
@@ -200,6 +202,22 @@ class FlywheelClient(AsyncClosing):
             )
         handle = await self._handle(run_id)
         await handle.cancel()
+
+    async def delete(
+        self, run_id: str, *, platforms: Mapping[Platform, Any] | None = None
+    ) -> DeletionReport:
+        """Remove what a finished run created: platform objects (NeMo datasets, customized
+        models, evaluation jobs), its artifacts, stored results and Temporal histories.
+        Refuses a running run; safe to repeat."""
+        assert self.settings.artifact_store_uri is not None
+        return await delete_run(
+            self.client,
+            self.settings.temporal.namespace,
+            await self._result_store(),
+            ArtifactStore(self.settings.artifact_store_uri),
+            run_id,
+            platforms=platforms,
+        )
 
     async def results(self, run_id: str) -> FlywheelRunResult:
         """The run's recorded results (from the result store, else from the workflow)."""

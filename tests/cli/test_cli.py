@@ -396,10 +396,13 @@ def test_temporal_unreachable(cli: Cli, args: Sequence[str]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["status", "cancel", "results"])
+@pytest.mark.parametrize("command", ["status", "cancel", "results", "delete"])
 async def test_unknown_run(dev_env: WorkflowEnvironment, cli: Cli, command: str) -> None:
     address = dev_env.client.service_client.config.target_host
-    result = await cli.run(command, "no-such-run", env={"FLYWHEEL_TEMPORAL__ADDRESS": address})
+    extra = ["--yes"] if command == "delete" else []
+    result = await cli.run(
+        command, "no-such-run", *extra, env={"FLYWHEEL_TEMPORAL__ADDRESS": address}
+    )
     assert result.returncode == 1
     assert "no run named 'no-such-run'" in error_line(result)
 
@@ -765,6 +768,19 @@ async def test_run_end_to_end_through_the_cli(cli: Cli) -> None:
         cancel = await cli.run("cancel", run_id, env=env)
         assert cancel.returncode == 1
         assert "has already ended (completed); nothing to cancel" in error_line(cancel)
+
+        unconfirmed = await cli.run("delete", run_id, env=env)
+        assert unconfirmed.returncode == 2
+        assert "pass --yes to confirm" in error_line(unconfirmed)
+        deleted = await cli.run("delete", run_id, "--yes", env=env)
+        assert deleted.returncode == 0, deleted.stderr
+        assert "deleted 4 dataset file(s)" in deleted.stdout  # eval, ICL, train, val
+        assert f"deleted artifacts under {root}/runs/" in deleted.stdout  # reply checkpoints
+        assert "deleted stored results" in deleted.stdout
+        assert "deleted Temporal history of 2 workflow(s)" in deleted.stdout
+        assert not await ArtifactStore(root).exists(eval_ref.uri)
+        gone = await cli.run("results", run_id, env=env)
+        assert gone.returncode == 1 and "no run named" in error_line(gone)
 
         assert await asyncio.to_thread(dev.interrupt) == 0, dev.stderr
     finally:
