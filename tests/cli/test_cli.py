@@ -779,7 +779,11 @@ async def test_run_end_to_end_through_the_cli(cli: Cli) -> None:
         assert "deleted stored results" in deleted.stdout
         assert "deleted Temporal history of 2 workflow(s)" in deleted.stdout
         assert not await ArtifactStore(root).exists(eval_ref.uri)
-        gone = await cli.run("results", run_id, env=env)
+        for _ in range(60):  # Temporal deletes histories in the background
+            gone = await cli.run("results", run_id, env=env)
+            if gone.returncode == 1:
+                break
+            await asyncio.sleep(1)
         assert gone.returncode == 1 and "no run named" in error_line(gone)
 
         assert await asyncio.to_thread(dev.interrupt) == 0, dev.stderr
