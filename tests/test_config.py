@@ -605,3 +605,34 @@ def test_the_example_configuration_file_is_valid(tmp_path: Path) -> None:
     run = settings.run_config()
     assert run.curation_config.leakage_guard and not run.curation_config.pii.enabled
     assert [c.name for c in run.candidates] == ["llama-1b"]
+
+
+# --- nmp_config (the nemo platform) ----------------------------------------------------------
+
+
+def test_nmp_config_defaults_to_the_builtin_evaluator(tmp_path: Path) -> None:
+    nmp = settings_from(tmp_path, {"nmp_config": NMP}).run_config().nmp_config
+    assert nmp is not None
+    assert nmp.evaluator == "builtin"
+    assert nmp.api_key_env is None and nmp.hf_token_env == "HF_TOKEN"
+    assert nmp.max_retries >= 1 and nmp.scheduling_timeout_s > 0
+
+
+def test_nmp_config_evaluator_and_secret_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLYWHEEL_NMP_CONFIG__EVALUATOR", "nemo")
+    settings = settings_from(
+        tmp_path, {"nmp_config": {**NMP, "api_key_env": "NMP_KEY", "hf_token_env": "DS_TOKEN"}}
+    )
+    nmp = settings.run_config().nmp_config
+    assert nmp is not None
+    assert (nmp.evaluator, nmp.api_key_env, nmp.hf_token_env) == ("nemo", "NMP_KEY", "DS_TOKEN")
+
+
+def test_nmp_config_rejects_an_unknown_evaluator_and_inline_keys(tmp_path: Path) -> None:
+    message = config_error(settings_from, tmp_path, {"nmp_config": {**NMP, "evaluator": "x"}})
+    assert "nmp_config.evaluator" in message and "'builtin' or 'nemo'" in message
+    message = config_error(settings_from, tmp_path, {"nmp_config": {**NMP, "api_key": "sk-1"}})
+    assert "nmp_config.api_key: unknown key" in message
+    assert "sk-1" not in message

@@ -25,4 +25,19 @@ def current_step_context(**labels: Any) -> StepContext:
     def heartbeat(details: dict[str, Any]) -> None:
         activity.heartbeat({**labels, **details})
 
-    return StepContext(heartbeat=heartbeat, resume=resume, attempt=info.attempt)
+    return StepContext(
+        heartbeat=heartbeat,
+        resume=resume,
+        attempt=info.attempt,
+        cancel_is_final=cancellation_is_final,
+    )
+
+
+def cancellation_is_final() -> bool:
+    """Whether the running activity's cancellation ends it for good: requested by its workflow
+    (or the activity is gone), not a worker shutdown, heartbeat timeout or pause after which
+    Temporal retries it."""
+    details = activity.cancellation_details()
+    if details is None:
+        return True
+    return not (details.worker_shutdown or details.timed_out or details.paused)

@@ -32,12 +32,34 @@ def _drop_inline_api_key(data: Any) -> Any:
 
 
 class NMPConfig(_Section):
-    """Where NeMo Microservices live (used by the ``nemo`` platform)."""
+    """Where NeMo Microservices live and how the ``nemo`` platform talks to them."""
 
     nemo_base_url: str
     nim_base_url: str
     datastore_base_url: str
     nmp_namespace: str = "dfwbp"
+    evaluator: Literal["builtin", "nemo"] = Field(
+        "builtin",
+        description="builtin: the flywheel's evaluator replays the eval set against the NIM; "
+        "nemo: NeMo Evaluator jobs (tool-calling metrics, LLM-judge similarity)",
+    )
+    api_key_env: str | None = Field(
+        None, description="env var with the NMP API key (bearer token to the platform and NIM)"
+    )
+    hf_token_env: str | None = Field(
+        "HF_TOKEN", description="env var with the Data Store token (its Hugging Face API)"
+    )
+    request_timeout_s: float = Field(60.0, gt=0, description="timeout of one NMP call")
+    max_retries: int = Field(
+        4, ge=0, description="retries of one NMP call on timeouts, connection errors, 429 and 5xx"
+    )
+    retry_backoff_s: float = Field(1.0, ge=0, description="first retry delay (doubles each time)")
+    scheduling_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="how long a customization job may wait for GPUs (NotEnoughResources) "
+        "before the step fails",
+    )
 
 
 class LoggingConfig(_Section):

@@ -28,6 +28,10 @@ def _no_heartbeat(details: dict[str, Any]) -> None:
     return None
 
 
+def _always_final() -> bool:
+    return True
+
+
 @dataclass
 class StepContext:
     """What a platform step gets from its caller besides the input."""
@@ -37,6 +41,10 @@ class StepContext:
     resume: dict[str, Any] = field(default_factory=dict)
     """Details of the last heartbeat of a previous attempt of this step ({} on a first attempt)."""
     attempt: int = 1
+    cancel_is_final: Callable[[], bool] = _always_final
+    """After a cancellation: whether it ends the step for good (the run or candidate was
+    cancelled), so remote jobs should be cancelled too; False when the step will be retried
+    (the worker is shutting down, a heartbeat timed out) and the next attempt re-attaches."""
 
 
 @runtime_checkable

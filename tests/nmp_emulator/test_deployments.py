@@ -147,3 +147,19 @@ async def test_raw_blueprint_calls(manual_nmp: NMPEmulator) -> None:
         status = (await http.get(f"{url}/dfw/llama-1b")).json()["status_details"]["status"]
         assert status == "pending"
         assert (await http.delete(f"{url}/dfw/llama-1b")).status_code == 200
+
+
+async def test_a_starting_deployment_can_report_another_status(manual_nmp: NMPEmulator) -> None:
+    """Faults.deployment_pending_status: a status string outside the SDK's list while starting
+    (a lenient client reads it; a strictly validating one cannot)."""
+    manual_nmp.configure_faults(deployment_pending_status={MODEL: "starting"})
+    lenient = make_client(manual_nmp, strict=False)
+    await deploy(lenient)
+    dep = await lenient.deployment.model_deployments.retrieve("llama-1b", namespace="dfw")
+    assert dep.status_details.status == "starting"
+    with pytest.raises(nemo_microservices.APIResponseValidationError):
+        await make_client(manual_nmp).deployment.model_deployments.retrieve(
+            "llama-1b", namespace="dfw"
+        )
+    manual_nmp.advance(manual_nmp.durations.deploy)
+    assert manual_nmp.deployment_status("dfw", "llama-1b") == "ready"

@@ -2,7 +2,8 @@
 
 A deployment is ``pending`` for ``Durations.deploy`` seconds, then ``ready`` (its models are
 served by the NIM surface) or, when ``Faults.deployment_failures`` names it, ``failed`` with the
-reason in ``status_details.description``. Creating a deployment that exists answers
+reason in ``status_details.description``. ``Faults.deployment_pending_status`` makes it report
+another string while it starts. Creating a deployment that exists answers
 ``EmulatorConfig.deployment_conflict_status`` with ``model deployment already exists``.
 """
 
@@ -40,7 +41,7 @@ _SECRET_FIELDS = ("hf_token",)
 def deployment_status(dep: Deployment, now: float) -> tuple[str, str]:
     """(status, description) at monotonic time ``now``."""
     if progress(now - dep.created, dep.deploy_s) < 1.0:
-        return "pending", "Model deployment is being created"
+        return dep.pending_status, "Model deployment is being created"
     if dep.fail_reason is not None:
         return "failed", dep.fail_reason
     return "ready", "Model deployment is ready"
@@ -81,7 +82,8 @@ class DeploymentService:
 
     def view(self, dep: Deployment, now: float) -> dict[str, Any]:
         status, description = deployment_status(dep, now)
-        changed = dep.created + dep.deploy_s if status != "pending" else dep.created
+        starting = status == dep.pending_status
+        changed = dep.created if starting else dep.created + dep.deploy_s
         body = {k: v for k, v in dep.body.items() if k not in _SECRET_FIELDS}
         return {
             **body,
@@ -141,6 +143,8 @@ class DeploymentService:
                 created=now,
                 deploy_s=self.ctx.durations.deploy,
                 fail_reason=lookup(self.ctx.faults.faults.deployment_failures, ids),
+                pending_status=lookup(self.ctx.faults.faults.deployment_pending_status, ids)
+                or "pending",
             )
             state.deployments[key] = dep
             state.deployments_created[f"{ns}/{name}"] += 1

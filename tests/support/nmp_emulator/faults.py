@@ -70,6 +70,9 @@ class Faults:
     deployment_failures: Mapping[str, str] = field(default_factory=dict)
     """Deployment name / ``namespace/name`` / model → reason: after the deploy delay the
     deployment turns ``failed`` with that reason instead of ``ready``."""
+    deployment_pending_status: Mapping[str, str] = field(default_factory=dict)
+    """Deployment name / ``namespace/name`` / model → the status string it reports while it
+    is starting, instead of ``pending`` (DMS versions report strings a client may not know)."""
 
     def with_changes(self, **changes: Any) -> Faults:
         for key in ("conflict_on_create", "lose_response_on_create", "not_enough_resources"):

@@ -116,6 +116,7 @@ class Deployment:
     deploy_s: float
     fail_reason: str | None
     updated: float = 0.0
+    pending_status: str = "pending"
 
 
 @dataclass
