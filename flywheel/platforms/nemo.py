@@ -95,10 +95,10 @@ class NemoPlatform:
     # --- the protocol ---
 
     async def deploy(self, request: DeployInput, ctx: StepContext) -> Deployment:
-        """Create or re-attach to the model's NIM deployment; wait until the NIM serves it."""
+        """Create or re-attach to the candidate's NIM deployment; wait until the NIM serves it."""
         candidate, config = request.candidate, request.config
         nmp = self.client(config)
-        spec = DeploymentSpec.for_candidate(candidate)
+        spec = DeploymentSpec.for_candidate(candidate, request.run_id)
         timeouts = config.timeouts
         deadline = time.monotonic() + timeouts.deploy_timeout_s
         async with _beating(ctx, {"stage": "deploying", "model": candidate.model}) as beat:
@@ -124,7 +124,7 @@ class NemoPlatform:
         ``delete_run`` removes it.
         """
         nmp = self.client(request.config)
-        name = deployment_name(request.candidate.model)
+        name = deployment_name(request.run_id, request.candidate.name)
         deleted = await nmp.deployments.delete(name)
         ctx.heartbeat({"stage": "teardown", "deployment": name, "deleted": deleted})
 

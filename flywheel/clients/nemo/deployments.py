@@ -47,7 +47,7 @@ class DeploymentSpec:
     additional_envs: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def for_candidate(cls, candidate: Candidate) -> DeploymentSpec:
+    def for_candidate(cls, candidate: Candidate, run_id: str) -> DeploymentSpec:
         """A ``nemo`` candidate's deployment: image ``{registry_base}/{model}:{nim.tag}``, GPUs
         and PVC from ``candidate.nim``, NIM environment from ``options.additional_envs``."""
         unknown = sorted(set(candidate.options) - OPTIONS)
@@ -70,7 +70,7 @@ class DeploymentSpec:
                 "tag, for example 1.8.3)"
             )
         return cls(
-            name=deployment_name(candidate.model),
+            name=deployment_name(run_id, candidate.name),
             model=candidate.model,
             image_name=f"{nim.registry_base.rstrip('/')}/{candidate.model}",
             image_tag=nim.tag,

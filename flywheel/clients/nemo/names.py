@@ -75,10 +75,14 @@ def workload_slug(run_id: str) -> str:
     return slug(core, WORKLOAD_CHARS, dots=False)
 
 
-def deployment_name(model: str) -> str:
-    """The DMS deployment of ``model`` (``meta/llama-3.2-1b-instruct`` →
-    ``meta-llama-3.2-1b-instruct``): one per model, so every attempt re-attaches to it."""
-    return slug(model.replace("/", "-"), 63)
+def deployment_name(run_id: str, candidate: str) -> str:
+    """The DMS deployment of one run's candidate (``fw-{workload}-{run key}-{candidate}``).
+
+    One per run and candidate, not per model as in the blueprint: two runs (or two candidates)
+    evaluating the same model at the same time each have their own NIM, so one's teardown
+    never removes the NIM another is still evaluating. Every attempt re-attaches to it.
+    """
+    return slug(RunNames(run_id).candidate(candidate), 63, dots=False)
 
 
 def customizer_config_name(model: str, fingerprint: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from flywheel.clients.artifacts import ArtifactStore
+from flywheel.clients.nemo.names import deployment_name
 from flywheel.config import Settings
 from flywheel.errors import ConfigError, RemoteCallError
 from flywheel.platforms import build_platforms
@@ -27,7 +28,7 @@ from tests.platforms.nemo.support import (
 )
 from tests.support.nmp_emulator import NMPEmulator
 
-DEPLOYMENT = "meta-llama-3.2-1b-instruct"
+DEPLOYMENT = deployment_name(RUN_ID, "llama-1b")
 
 
 async def test_is_a_model_platform(platform: NemoPlatform) -> None:
@@ -154,6 +155,33 @@ async def test_teardown_is_idempotent(platform: NemoPlatform, emulator: NMPEmula
     await platform.teardown(request, steps.ctx)  # again: 404 is done
     assert steps.beats[-1]["deleted"] is False
     await platform.teardown(request.model_copy(update={"deployment": None}), steps.ctx)
+
+
+async def test_runs_evaluating_the_same_model_do_not_share_a_nim(
+    platform: NemoPlatform, emulator: NMPEmulator
+) -> None:
+    """Two runs (and two candidates of one run) with the same model: one deployment each, so
+    one teardown leaves the others serving."""
+    config = make_config(emulator, make_candidate("a"), make_candidate("b"))
+    other_run = "flywheel-orders-20240102T000000Z"
+    requests = [
+        DeployInput(run_id=RUN_ID, candidate=config.candidates[0], config=config),
+        DeployInput(run_id=RUN_ID, candidate=config.candidates[1], config=config),
+        DeployInput(run_id=other_run, candidate=config.candidates[0], config=config),
+    ]
+    for request in requests:
+        await platform.deploy(request, Steps().ctx)
+    assert len(emulator.live_deployments()) == 3
+    first = requests[0]
+    await platform.teardown(
+        TeardownInput(run_id=first.run_id, candidate=first.candidate, config=config), Steps().ctx
+    )
+    live = emulator.live_deployments()
+    assert f"{NS}/{deployment_name(RUN_ID, 'a')}" not in live
+    assert sorted(live) == sorted(
+        [f"{NS}/{deployment_name(RUN_ID, 'b')}", f"{NS}/{deployment_name(other_run, 'a')}"]
+    )
+    assert MODEL in emulator.served_models()
 
 
 async def test_teardown_after_someone_else_deleted_it(

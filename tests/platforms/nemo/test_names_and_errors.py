@@ -55,11 +55,13 @@ def test_run_names_are_valid_unique_and_stable() -> None:
     assert not a.owns(None) and run_key("x") == run_key("x")
 
 
-def test_deployment_names_come_from_the_model() -> None:
-    assert deployment_name("meta/llama-3.2-1b-instruct") == "meta-llama-3.2-1b-instruct"
-    assert deployment_name("Org/Model_X:latest") == "org-model-x-latest"
-    long = deployment_name("org/" + "m" * 100)
-    assert len(long) <= 63 and long != deployment_name("org/" + "m" * 99)
+def test_deployment_names_are_per_run_and_candidate() -> None:
+    name = deployment_name("flywheel-orders-20240101T000000Z", "llama-1b")
+    assert name.startswith("fw-orders-") and name.endswith("-llama-1b")
+    assert name != deployment_name("flywheel-orders-20240102T000000Z", "llama-1b")
+    assert name != deployment_name("flywheel-orders-20240101T000000Z", "llama-3b")
+    long = deployment_name("flywheel-" + "w" * 80 + "-20240101T000000Z", "c" * 80)
+    assert len(long) <= 63 and "." not in long
 
 
 def test_customizer_config_names_are_versioned_by_their_options() -> None:
