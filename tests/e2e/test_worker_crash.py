@@ -151,7 +151,7 @@ async def test_worker_killed_mid_training_resumes_from_the_lora_checkpoint(
             "checkpoint_every_steps": every,
         },
         "lora_config": {"adapter_dim": 4},
-        "timeouts": {"heartbeat_timeout_s": 3.0},
+        "timeouts": {"heartbeat_timeout_s": 5.0},
     }
     settings = settings_for(dev_env.client.service_client.config.target_host, **overrides)
     await load_records(
@@ -195,4 +195,4 @@ async def test_worker_killed_mid_training_resumes_from_the_lora_checkpoint(
     customized = candidate.eval(EvalKind.CUSTOMIZED)
     assert customized is not None and customized.status == StepStatus.COMPLETED
     child = dev_env.client.get_workflow_handle(f"{run_id}/tiny")
-    assert (await activity_attempts(child, "customize_candidate"))[-1] == 2
+    assert (await activity_attempts(child, "customize_candidate"))[-1] >= 2  # retried
