@@ -19,7 +19,10 @@ from flywheel.activities.dataset_builder import (
 )
 from flywheel.activities.errors import translate_errors
 from flywheel.activities.resources import WorkerResources
+from flywheel.config import Platform, RunConfig
 from flywheel.curation.split import derive_seed
+from flywheel.errors import UnsupportedOperation
+from flywheel.platforms.base import StepContext
 from flywheel.schemas import DatasetBundle, PrepareDatasetsInput
 
 
@@ -33,11 +36,14 @@ class DatasetActivities:
         """Read the workload's newest logs, curate them and write the datasets; return refs."""
         seed = request.config.data_split_config.random_seed
         times = StageTimes()
-        async with _steady_heartbeat() as heartbeat:
+        async with (
+            _steady_heartbeat() as heartbeat,
+            self._embedding_nim(request, heartbeat) as config,
+        ):
             bundle = await build_datasets(
                 await self._resources.log_store(),
                 self._resources.artifacts,
-                request.config,
+                config,
                 DatasetSource(
                     workload_id=request.workload_id,
                     client_id=request.client_id,
@@ -45,7 +51,7 @@ class DatasetActivities:
                     until=request.until,
                 ),
                 seed=seed if seed is not None else derive_seed(request.run_id),
-                embedder=self._resources.embedder_factory(request.config),
+                embedder=self._resources.embedder_factory(config),
                 processes=self._resources.curation_pool,
                 heartbeat=heartbeat,
                 times=times,
@@ -61,6 +67,42 @@ class DatasetActivities:
             ", ".join(f"{stage} {s:.2f}s" for stage, s in times.seconds.items()),
         )
         return bundle
+
+    @contextlib.asynccontextmanager
+    async def _embedding_nim(
+        self, request: PrepareDatasetsInput, heartbeat: Heartbeat
+    ) -> AsyncIterator[RunConfig]:
+        """The run's configuration, with an embedding NIM deployed through NeMo for the length
+        of the curation when semantic ICL asks for one (``deployment_type: local``)."""
+        config = request.config
+        icl = config.icl_config
+        similarity = icl.similarity_config
+        embedding = similarity.embedding_nim_config if similarity else None
+        if (
+            similarity is None
+            or embedding is None
+            or embedding.deployment_type != "local"
+            or icl.example_selection != "semantic_similarity"
+            or icl.max_examples == 0
+        ):
+            yield config
+            return
+        platform = self._resources.platform(Platform.NEMO)
+        deploy = getattr(platform, "embedding_nim", None)
+        if deploy is None:
+            raise UnsupportedOperation("an embedding NIM needs the nemo platform on the worker")
+        async with deploy(config, request.run_id, StepContext(heartbeat=heartbeat)) as remote:
+            yield config.model_copy(
+                update={
+                    "icl_config": icl.model_copy(
+                        update={
+                            "similarity_config": similarity.model_copy(
+                                update={"embedding_nim_config": remote}
+                            )
+                        }
+                    )
+                }
+            )
 
 
 @contextlib.asynccontextmanager

@@ -41,7 +41,6 @@ URL_KEY = "icl_config.similarity_config.embedding_nim_config.url"
 LOCAL_EXTRA_HINT = "install the local extra: pip install 'data-flywheel[local]'"
 
 
-
 @runtime_checkable
 class Embedder(Protocol):
     """Turns texts into vectors: float32, shape ``(len(texts), dim)``, rows L2-normalised."""
@@ -65,9 +64,10 @@ def open_embedder(
     if config.deployment_type == "in_process":
         return LocalEmbedder(config.model_path, cache=cache)
     raise UnsupportedOperation(
-        "embedding deployment_type 'local' deploys an embedding NIM through NeMo Deployment "
-        "Management, which needs the nemo platform. Meanwhile use deployment_type 'remote' with "
-        f"the NIM's URL in {URL_KEY}, or 'in_process' to embed on the worker"
+        "embedding deployment_type 'local' is an embedding NIM deployed through NeMo Deployment "
+        "Management for the curation (it needs nmp_config and the nemo platform); outside a "
+        f"flywheel run use deployment_type 'remote' with the NIM's URL in {URL_KEY}, or "
+        "'in_process' to embed on the worker"
     )
 
 
@@ -281,7 +281,6 @@ class RemoteEmbedder(AsyncClosing):
         return f"embeddings request to {self.url} for model {self.model}"
 
 
-
 @dataclass
 class LoadedModel:
     """A sentence-transformers model held by an :class:`EmbedderCache`."""
@@ -449,5 +448,3 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1
     return (vectors / norms).astype(np.float32, copy=False)
-
-

@@ -41,7 +41,7 @@ from flywheel.clients.nemo.names import (
     customizer_config_name,
     deployment_name,
 )
-from flywheel.config import Candidate, NMPConfig, RunConfig, read_secret
+from flywheel.config import Candidate, EmbeddingConfig, NMPConfig, RunConfig, read_secret
 from flywheel.errors import ConfigError, FlywheelError, UnsupportedOperation
 from flywheel.platforms.base import StepContext
 from flywheel.platforms.evaluator import (
@@ -116,6 +116,54 @@ class NemoPlatform:
             unsupported_reason=reason,
             details={"deployment": f"{nmp.conn.namespace}/{spec.name}"},
         )
+
+    @contextlib.asynccontextmanager
+    async def embedding_nim(
+        self, config: RunConfig, run_id: str, ctx: StepContext
+    ) -> AsyncIterator[EmbeddingConfig]:
+        """Deploy the run's embedding NIM (``embedding_nim_config.deployment_type: local``) for
+        the length of the block; yields the remote-endpoint configuration that reaches it.
+
+        Named per run (``…-embedding``), so a retried curation re-attaches; deleted on the way
+        out, also on failure or cancellation (shielded), as the blueprint does after curation.
+        """
+        similarity = config.icl_config.similarity_config
+        embedding = similarity.embedding_nim_config if similarity else None
+        if embedding is None or embedding.deployment_type != "local":
+            raise ConfigError("no embedding NIM to deploy: embedding_nim_config is not local")
+        if not embedding.tag:
+            raise ConfigError(
+                "icl_config.similarity_config.embedding_nim_config.tag is needed to deploy the "
+                "embedding NIM (the image tag, for example 1.3.0)"
+            )
+        nmp = self.client(config)
+        spec = DeploymentSpec(
+            name=deployment_name(run_id, "embedding"),
+            model=embedding.model_name,
+            image_name=f"{embedding.registry_base.rstrip('/')}/{embedding.model_name}",
+            image_tag=embedding.tag,
+            gpus=embedding.gpus if embedding.gpus is not None else 1,
+            pvc_size=embedding.pvc_size,
+        )
+        deadline = time.monotonic() + config.timeouts.deploy_timeout_s
+        try:
+            async with _beating(ctx, {"stage": "deploying the embedding NIM"}) as beat:
+                await nmp.deployments.ensure(spec)
+                await nmp.deployments.wait_ready(
+                    spec,
+                    deadline=deadline,
+                    poll_s=config.timeouts.poll_interval_s,
+                    on_status=beat.update,
+                )
+            yield embedding.model_copy(
+                update={
+                    "deployment_type": "remote",
+                    "url": f"{nim_v1(nmp.conn.config)}/embeddings",
+                    "api_key_env": nmp.conn.config.api_key_env,
+                }
+            )
+        finally:
+            await asyncio.shield(nmp.deployments.delete(spec.name))
 
     async def teardown(self, request: TeardownInput, ctx: StepContext) -> None:
         """Delete the candidate's deployment (already gone counts as done).

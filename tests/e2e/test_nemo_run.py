@@ -23,6 +23,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from flywheel.api import FlywheelClient
+from flywheel.clients.nemo.names import deployment_name
 from flywheel.config import Settings
 from flywheel.sample_data import generate_customer_service_logs
 from flywheel.schemas import EvalKind, RunStatus, StepStatus, WorkloadType
@@ -265,9 +266,7 @@ async def test_worker_killed_during_customization_leaves_exactly_one_job(
     dev_env: WorkflowEnvironment, settings_for, emulator: NMPEmulator, tmp_path: Path
 ) -> None:
     emulator.set_durations(customization=4.0)
-    settings = settings_for(
-        dev_env.client.service_client.config.target_host, **overrides(emulator)
-    )
+    settings = settings_for(dev_env.client.service_client.config.target_host, **overrides(emulator))
     await load_records(settings, generate_customer_service_logs(100, seed=8, workload_id=WORKLOAD))
     config = tmp_path / "flywheel.yaml"
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
@@ -301,3 +300,43 @@ async def test_worker_killed_during_customization_leaves_exactly_one_job(
     assert emulator.customization_jobs_created() == 1, "the new worker re-attached to the job"
     assert only.eval(EvalKind.CUSTOMIZED) is not None
     assert emulator.live_deployments() == []
+
+
+async def test_semantic_icl_deploys_an_embedding_nim_for_the_curation_only(
+    time_env: WorkflowEnvironment, settings_for, emulator: NMPEmulator
+) -> None:
+    embedder = "nvidia/llama-3.2-nv-embedqa-1b-v2"
+    settings = settings_for(
+        "unused",
+        **overrides(
+            emulator,
+            candidate(MODELS[0], customization_enabled=False, customizer=None),
+            icl_config={
+                "example_selection": "semantic_similarity",
+                "similarity_config": {
+                    "relevance_ratio": 0.7,
+                    "embedding_nim_config": {
+                        "deployment_type": "local",
+                        "model_name": embedder,
+                        "tag": "1.3.0",
+                        "gpus": 1,
+                    },
+                },
+            },
+        ),
+    )
+    await load_records(settings, generate_customer_service_logs(100, seed=9, workload_id=WORKLOAD))
+    handle, result = await run_to_end(time_env, settings)
+
+    assert result.status == RunStatus.COMPLETED, result.error
+    icl_stats = result.datasets.report.icl
+    assert icl_stats and all(stats["semantic"] == 1.0 for stats in icl_stats.values())
+    assert not any("semantic" in w for w in result.datasets.report.warnings), "no fallback"
+    created = emulator.ctx.state.deployments_created
+    assert [name for name in created if name.endswith("-embedding")] == [
+        f"e2e/{deployment_name(handle.id, 'embedding')}"
+    ]
+    assert emulator.live_deployments() == [], "the embedding NIM was deleted after curation"
+    assert any(r.path.endswith("/v1/embeddings") for r in emulator.requests()), (
+        "curation embedded through the deployed NIM"
+    )
