@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from flywheel.clients.temporal import SEARCH_ATTRIBUTES
+from flywheel.clients.temporal import SEARCH_ATTRIBUTES, cli_type_name
 from flywheel.errors import ConfigError, ConnectionFailed, FlywheelError
 
 
@@ -109,7 +109,7 @@ class DevServer:
             "--log-level", "warn",
         ]  # fmt: skip
         for key in SEARCH_ATTRIBUTES:
-            args += ["--search-attribute", f"{key.name}=Keyword"]
+            args += ["--search-attribute", f"{key.name}={cli_type_name(key)}"]
         log = self.log_file.open("ab")
         try:
             self._process = await asyncio.create_subprocess_exec(

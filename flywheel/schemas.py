@@ -12,9 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flywheel.config import Candidate, Platform, RunConfig
+from flywheel.config import AcceptanceTarget, Candidate, Platform, RunConfig
 
 __all__ = [
+    "AcceptanceTarget",
+    "ArtifactRef",
+    "AssessRunOutput",
     "Candidate",
     "CandidateInput",
     "CandidateProgress",
@@ -27,21 +30,32 @@ __all__ = [
     "DatasetRef",
     "DeployInput",
     "Deployment",
+    "EvalAssessment",
+    "EvalCost",
     "EvalKind",
     "EvalProgress",
     "EvalResult",
     "EvaluateInput",
     "FlywheelRunInput",
     "FlywheelRunResult",
+    "LatencySummary",
     "LogRecord",
     "Platform",
     "PrepareDatasetsInput",
+    "ProductionCost",
+    "PublishRunInput",
+    "PublishRunOutput",
+    "Recommendation",
     "ResolveConfigInput",
+    "RunAssessment",
     "RunConfig",
     "RunProgress",
     "RunStatus",
+    "ScoreInterval",
     "StepStatus",
+    "TargetVerdict",
     "TeardownInput",
+    "Verdict",
     "WorkloadType",
 ]
 
@@ -73,6 +87,17 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+class Verdict(StrEnum):
+    """How one evaluation compares with one acceptance target, given its confidence interval."""
+
+    MEETS = "meets"
+    """The whole interval is on the good side of the target."""
+    BELOW = "below"
+    """The whole interval is on the bad side of the target (worse than it)."""
+    INCONCLUSIVE = "inconclusive"
+    """The interval straddles the target, or the metric was not measured."""
 
 
 def utcnow() -> datetime:
@@ -286,6 +311,47 @@ class TeardownInput(BaseModel):
 # --- results --------------------------------------------------------------------------------
 
 
+class ScoreInterval(BaseModel):
+    """A score's confidence interval and the sample it was computed from."""
+
+    low: float
+    high: float
+    n: int = Field(ge=0, description="records the score averages over")
+    level: float = 0.95
+    method: str = Field("bootstrap", description="bootstrap (percentile) or wilson")
+
+
+class LatencySummary(BaseModel):
+    """The distribution of one evaluation's request latencies, in a few numbers.
+
+    Quantiles and a histogram of at most a few dozen bins: enough for a distribution chart,
+    never one number per request (workflow history stays small).
+    """
+
+    n: int = 0
+    mean_s: float | None = None
+    min_s: float | None = None
+    p25_s: float | None = None
+    p50_s: float | None = None
+    p75_s: float | None = None
+    p90_s: float | None = None
+    p95_s: float | None = None
+    p99_s: float | None = None
+    max_s: float | None = None
+    histogram_edges_s: list[float] = Field(
+        default_factory=list, description="bin edges (one more than the counts)"
+    )
+    histogram_counts: list[int] = Field(default_factory=list)
+
+
+class ArtifactRef(BaseModel):
+    """A small JSONL file in the artifact store that belongs to one run (e.g. examples)."""
+
+    uri: str
+    sha256: str
+    n_records: int = Field(ge=0)
+
+
 class EvalResult(BaseModel):
     """One evaluation of one candidate: scores against the production model's logged answers."""
 
@@ -309,6 +375,34 @@ class EvalResult(BaseModel):
     skipped_reason: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    intervals: dict[str, ScoreInterval] = Field(
+        default_factory=dict,
+        description="metric → confidence interval from the per-record scores (empty when the "
+        "evaluator keeps no per-record scores, e.g. NeMo Evaluator)",
+    )
+    latency: LatencySummary | None = Field(None, description="answered requests' latencies")
+    ttft_p50_s: float | None = Field(None, description="time to first token (streamed replies)")
+    ttft_p95_s: float | None = None
+    tokens_per_s: float | None = Field(
+        None, description="output tokens per second of request time (answered requests)"
+    )
+    throughput_rps: float | None = Field(
+        None, description="requests answered per second over the replay, at `concurrency`"
+    )
+    concurrency: int | None = Field(None, description="requests in flight while measured")
+    examples: ArtifactRef | None = Field(
+        None, description="the records where the candidate differs most from production"
+    )
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Failed requests / records replayed (None when nothing was replayed)."""
+        return self.n_failed / self.n_total if self.n_total else None
+
+    @property
+    def tokens_out_per_request(self) -> float | None:
+        """Output tokens per answered request (None when none was answered)."""
+        return self.tokens_out / self.n_scored if self.n_scored else None
 
 
 class CustomizationResult(BaseModel):
@@ -344,6 +438,125 @@ class CandidateResult(BaseModel):
         return next((e for e in self.evals if e.kind == kind), None)
 
 
+class TargetVerdict(BaseModel):
+    """One evaluation against one acceptance target."""
+
+    metric: str
+    op: str = Field(description=">= or <=")
+    target: float
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    n: int | None = None
+    verdict: Verdict
+    note: str | None = None
+
+    def describe(self) -> str:
+        """``recall 0.930 [0.850, 0.980] vs ≥ 0.95``-like text for reasons and messages."""
+        symbol = "≥" if self.op == ">=" else "≤"
+        if self.value is None:
+            return f"{self.metric} not measured (target {symbol} {self.target:g})"
+        interval = (
+            f" [{self.low:.3f}, {self.high:.3f}]"
+            if self.low is not None and self.high is not None
+            else ""
+        )
+        return f"{self.metric} {self.value:.3f}{interval} vs {symbol} {self.target:g}"
+
+
+class EvalCost(BaseModel):
+    """What one evaluated candidate would cost per 1,000 requests, and the saving."""
+
+    cost_per_1k: float | None = None
+    basis: str | None = Field(None, description="tokens or gpu_hour")
+    price_key: str | None = None
+    savings_per_1k: float | None = Field(None, description="production cost minus this cost")
+    savings_fraction: float | None = Field(None, description="savings / production cost")
+    note: str | None = Field(None, description="why a cost is unknown, or how it was estimated")
+
+
+class ProductionCost(BaseModel):
+    """The production model's cost per 1,000 requests, from the logged token usage."""
+
+    model: str | None = None
+    price_key: str | None = None
+    requests: int = Field(0, description="eval records whose logged response has usage")
+    tokens_in_per_request: float | None = None
+    tokens_out_per_request: float | None = None
+    cost_per_1k: float | None = None
+    note: str | None = None
+
+
+class EvalAssessment(BaseModel):
+    """One candidate evaluation's headline numbers: score, confidence, verdicts, cost."""
+
+    candidate: str
+    kind: EvalKind
+    model: str | None = None
+    status: StepStatus
+    metric: str = Field(description="the headline metric")
+    score: float | None = None
+    interval: ScoreInterval | None = None
+    n: int = 0
+    failure_rate: float | None = None
+    latency_p50_s: float | None = None
+    latency_p95_s: float | None = None
+    ttft_p50_s: float | None = None
+    tokens_out_per_request: float | None = None
+    tokens_per_s: float | None = None
+    cost: EvalCost = Field(default_factory=EvalCost)
+    verdicts: list[TargetVerdict] = Field(default_factory=list)
+    meets_all: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.candidate}/{self.kind.value}"
+
+
+class Recommendation(BaseModel):
+    """The cheapest candidate evaluation that meets every acceptance target, or none and why.
+
+    Advice for a person: nothing is deployed automatically.
+    """
+
+    candidate: str | None = None
+    kind: EvalKind | None = None
+    model: str | None = None
+    metric: str | None = None
+    score: float | None = None
+    interval: ScoreInterval | None = None
+    cost_per_1k: float | None = None
+    savings_per_1k: float | None = None
+    savings_fraction: float | None = None
+    currency: str = "USD"
+    reason: str
+    previous_run_id: str | None = Field(None, description="the workload's previous finished run")
+    previous_candidate: str | None = None
+    previous_kind: EvalKind | None = None
+    changed: bool = Field(False, description="differs from the previous run's recommendation")
+
+    @property
+    def label(self) -> str | None:
+        """``candidate/kind``, or None when nothing is recommended."""
+        if self.candidate is None or self.kind is None:
+            return None
+        return f"{self.candidate}/{self.kind.value}"
+
+
+class RunAssessment(BaseModel):
+    """Costs, confidence and verdicts of every evaluation of a run."""
+
+    currency: str = "USD"
+    targets: list[AcceptanceTarget] = Field(default_factory=list)
+    production: ProductionCost | None = None
+    evals: list[EvalAssessment] = Field(default_factory=list)
+
+    def find(self, candidate: str, kind: EvalKind | str) -> EvalAssessment | None:
+        return next(
+            (e for e in self.evals if e.candidate == candidate and e.kind == EvalKind(kind)), None
+        )
+
+
 class FlywheelRunResult(BaseModel):
     """Everything recorded about one run; stored in the result store and returned by the workflow.
 
@@ -362,6 +575,12 @@ class FlywheelRunResult(BaseModel):
     candidates: list[CandidateResult] = Field(default_factory=list)
     error: str | None = None
     revision: int = 0
+    recommendation: Recommendation | None = Field(
+        None, description="set when the run ends: what could replace the production model"
+    )
+    assessment: RunAssessment | None = Field(
+        None, description="set when the run ends: costs, intervals and verdicts per evaluation"
+    )
 
     @model_validator(mode="after")
     def _aware_times(self) -> FlywheelRunResult:
@@ -370,6 +589,28 @@ class FlywheelRunResult(BaseModel):
             if value is not None and value.tzinfo is None:
                 object.__setattr__(self, name, value.replace(tzinfo=UTC))
         return self
+
+
+class AssessRunOutput(BaseModel):
+    """What the assess_run activity hands the workflow when a run ends."""
+
+    assessment: RunAssessment
+    recommendation: Recommendation
+    search_attributes: list[str] = Field(
+        default_factory=list,
+        description="result search attributes registered on the namespace (safe to upsert)",
+    )
+
+
+class PublishRunInput(BaseModel):
+    """Notify and track a finished run; the run is read back from the result store."""
+
+    run_id: str
+
+
+class PublishRunOutput(BaseModel):
+    webhook: str | None = Field(None, description="sent, skipped, or why it failed")
+    mlflow: str | None = Field(None, description="the experiment URI, or why nothing was logged")
 
 
 # --- progress -------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 flywheel dev                          # Temporal dev server + Web UI + a worker
 flywheel logs load app-logs.jsonl     # ingest logged LLM calls
 flywheel run customer-service --wait  # one flywheel run, with live progress
-flywheel results RUN_ID               # scores, latency, tokens per candidate
+flywheel results RUN_ID               # recommendation, scores with intervals, cost, latency
+flywheel history WORKLOAD             # every run's headline numbers, regressions flagged
+flywheel report RUN_ID --out r.html   # one self-contained HTML report
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 
 import typer
 from rich.live import Live
+from rich.text import Text
 
-from flywheel.api import FlywheelClient, RunSummary
+from flywheel.api import FlywheelClient, HistoryEntry, RunSummary, run_history
 from flywheel.cli import logs_cmds, render, schedule_cmds
 from flywheel.cli.common import (
     EXIT_FAILED,
@@ -153,7 +156,8 @@ def worker(ctx: typer.Context) -> None:
 
 @app.command()
 def setup(ctx: typer.Context) -> None:
-    """Register the search attributes (WorkloadId, ClientId) on the configured Temporal."""
+    """Register the search attributes (WorkloadId, ClientId, BestCandidate, BestEvalKind,
+    BestScore) on the configured Temporal."""
     settings = state(ctx).settings()
 
     async def go() -> list[str]:
@@ -266,11 +270,20 @@ def run(
             raise typer.Exit(EXIT_FAILED)
 
 
-def _show_results(result: FlywheelRunResult, as_json: bool) -> None:
+def _show_results(
+    result: FlywheelRunResult,
+    as_json: bool,
+    examples: dict[str, list[dict[str, Any]]] | None = None,
+) -> None:
     if as_json:
-        console.print_json(result.model_dump_json())
+        payload = result.model_dump(mode="json")
+        if examples is not None:
+            payload["examples"] = examples
+        console.print_json(data=payload)
     else:
         console.print(render.results_view(result))
+        if examples is not None:
+            console.print(render.examples_view(examples))
 
 
 @app.command()
@@ -382,15 +395,81 @@ def results(
     ctx: typer.Context,
     run_id: str = typer.Argument(..., help="run id"),
     json_: bool = typer.Option(False, "--json", help="print everything as JSON"),
+    examples: bool = typer.Option(
+        False, "--examples", help="also show where each candidate differs most from production"
+    ),
 ) -> None:
-    """A run's results: curation counts and, per candidate and eval, scores, latency, tokens."""
+    """A run's results: the recommendation first, then curation counts and, per candidate and
+    eval, scores with 95% intervals and verdicts, cost and savings, latency."""
     settings = state(ctx).settings()
 
-    async def go() -> FlywheelRunResult:
+    async def go() -> tuple[FlywheelRunResult, dict[str, list[dict[str, Any]]] | None]:
         async with await FlywheelClient.connect(settings) as fw:
-            return await fw.results(run_id)
+            result = await fw.results(run_id)
+            return result, (await fw.examples(result) if examples else None)
 
-    _show_results(run_async(go()), json_)
+    result, found = run_async(go())
+    _show_results(result, json_, found)
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    workload_id: str = typer.Argument(..., help="the workload"),
+    limit: int = typer.Option(50, min=1, help="the newest this many runs"),
+    json_: bool = typer.Option(False, "--json", help="print as JSON"),
+) -> None:
+    """Every stored run of a workload, oldest first: the recommendation with its score,
+    interval, cost and savings; a regression of the previously recommended candidate is
+    flagged. Reads the result store only (no Temporal server needed)."""
+    settings = state(ctx).settings()
+
+    async def go() -> list[HistoryEntry]:
+        return await run_history(settings, workload_id, limit=limit)
+
+    entries = run_async(go())
+    if json_:
+        console.print_json(data=[e.model_dump(mode="json") for e in entries])
+    elif not entries:
+        console.print(f"no stored runs of workload {workload_id}")
+    else:
+        console.print(render.history_table(workload_id, entries))
+        regressions = [e for e in entries if e.regression]
+        if regressions:
+            latest = regressions[-1]
+            console.print(
+                Text(f"regression in {latest.run_id}: {latest.regression}", style="bold red")
+            )
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="run id"),
+    out: Path = typer.Option(..., "--out", "-o", help="the HTML file to write"),
+) -> None:
+    """Write one self-contained HTML report of a run (no external assets): recommendation,
+    score-vs-cost chart, per-tool accuracy, latency, curation, divergent examples, config."""
+    from flywheel.report.html import render_report
+
+    settings = state(ctx).settings()
+    target = out.expanduser()
+    if target.is_dir():
+        fail(f"--out {out} is a directory: name the HTML file to write", EXIT_USAGE)
+    if not target.parent.is_dir():
+        fail(f"cannot write {out}: the folder {target.parent} does not exist", EXIT_USAGE)
+
+    async def go() -> str:
+        async with await FlywheelClient.connect(settings) as fw:
+            result = await fw.results(run_id)
+            return render_report(result, await fw.examples(result))
+
+    page = run_async(go())
+    try:
+        target.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}")
+    console.print(f"wrote {target} ({len(page.encode()) // 1024 + 1} KiB)", highlight=False)
 
 
 @app.command()

@@ -44,6 +44,8 @@ def activities_for(resources: WorkerResources) -> list[Any]:
         candidates.customize_candidate,
         candidates.teardown_candidate,
         results.record_run,
+        results.assess_run,
+        results.publish_run,
     ]
 
 

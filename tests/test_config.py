@@ -460,6 +460,9 @@ def test_every_allowed_override_key_is_accepted(tmp_path: Path) -> None:
         "llm_judge_config": {"deployment_type": "remote", "model_name": "j", "url": "http://j"},
         "mlflow_config": {"enabled": False},
         "evaluation": {"concurrency": 2},
+        "acceptance": {"targets": {"function_name_accuracy": 0.9}},
+        "pricing": {"models": {"m": {"gpu_hour": 1.0}}},
+        "notifications": {"webhook_url_env": "HOOK"},
         "timeouts": {"poll_interval_s": 0.1},
         "max_parallel_candidates": 3,
         "candidates": [],
@@ -636,3 +639,140 @@ def test_nmp_config_rejects_an_unknown_evaluator_and_inline_keys(tmp_path: Path)
     message = config_error(settings_from, tmp_path, {"nmp_config": {**NMP, "api_key": "sk-1"}})
     assert "nmp_config.api_key: unknown key" in message
     assert "sk-1" not in message
+
+
+# --- results: acceptance targets, pricing, notifications ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("metric", "spec", "op", "value"),
+    [
+        ("function_name_and_args_accuracy", ">= 0.95", ">=", 0.95),
+        ("function_name_and_args_accuracy", "≥0.95", ">=", 0.95),
+        ("function_name_and_args_accuracy", 0.95, ">=", 0.95),
+        ("function_name_and_args_accuracy", "0.95", ">=", 0.95),
+        ("latency_p95_s", 2, "<=", 2.0),  # lower is better: a bare number is a maximum
+        ("latency_p95_s", "<= 1.5", "<=", 1.5),
+        ("unexpected_tool_rate", "≤ .05", "<=", 0.05),
+        ("llm_judge_score", ">= 7", ">=", 7.0),
+        ("tokens_per_s", "1e2", ">=", 100.0),
+    ],
+)
+def test_acceptance_targets_are_read(metric: str, spec: Any, op: str, value: float) -> None:
+    run = Settings(data_dir="/tmp/x").run_config({"acceptance": {"targets": {metric: spec}}})
+    (target,) = run.acceptance.target_list("rouge_l")
+    assert (target.metric, target.op, target.value) == (metric, op, value)
+
+
+def test_without_targets_the_headline_metric_is_held_to_the_minimum_score() -> None:
+    run = Settings(data_dir="/tmp/x").run_config({"acceptance": {"min_headline_score": 0.8}})
+    (target,) = run.acceptance.target_list("rouge_l")
+    assert (target.metric, target.op, target.value) == ("rouge_l", ">=", 0.8)
+    assert str(target) == "rouge_l ≥ 0.8"
+
+
+@pytest.mark.parametrize(
+    ("targets", "message"),
+    [
+        ({"function_name_accuracy": "about 0.9"}, "must be a number or '>= N' / '<= N'"),
+        ({"function_name_accuracy": True}, "must be a number or '>= N' / '<= N'"),
+        ({"bad name!": 0.9}, "is not a metric name"),
+        ({"function_name_accuracy": "> 0.9"}, "must be a number or '>= N' / '<= N'"),
+    ],
+)
+def test_unreadable_targets_name_the_key(tmp_path: Path, targets: Any, message: str) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    error = config_error(settings.run_config, {"acceptance": {"targets": targets}})
+    assert error.startswith("invalid run configuration: acceptance.targets")
+    assert message in error
+
+
+def test_price_table_entries(tmp_path: Path) -> None:
+    path = tmp_path / "flywheel.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "pricing": {
+                    "currency": "EUR",
+                    "production_model": "gpt-4o",
+                    "models": {
+                        "gpt-4o": {"input_per_1m": 2.5, "output_per_1m": 10},
+                        "llama-1b": {"gpu_hour": 1.2, "gpus": 1},
+                    },
+                }
+            }
+        )
+    )
+    run = load_settings(path, data_dir=tmp_path).run_config(
+        {"pricing": {"models": {"llama-1b": {"gpu_hour": 1.5, "throughput_rps": 20}}}}
+    )
+    assert run.pricing.currency == "EUR" and run.pricing.production_model == "gpt-4o"
+    assert run.pricing.models["gpt-4o"].output_per_1m == 10
+    # A per-run override merges onto the file's table, key by key.
+    assert run.pricing.models["llama-1b"].gpu_hour == 1.5
+    assert run.pricing.models["llama-1b"].gpus == 1
+    assert run.pricing.models["llama-1b"].throughput_rps == 20
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"input_per_1m": 1, "gpu_hour": 2}, "give token prices or gpu_hour, not both"),
+        ({"gpus": 2}, "give input_per_1m/output_per_1m (hosted) or gpu_hour (self-hosted)"),
+        ({"input_per_1m": -1}, "greater than or equal to 0"),
+        ({"gpu_hour": 1, "throughput_rps": 0}, "greater than 0"),
+    ],
+)
+def test_bad_price_entries_name_the_model(tmp_path: Path, entry: Any, message: str) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    error = config_error(settings.run_config, {"pricing": {"models": {"m": entry}}})
+    assert "pricing.models.m" in error and message in error
+
+
+def test_notifications_hold_the_name_of_the_variable_never_the_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_URL", "https://hooks.example.com/secret-token")
+    run = load_settings(data_dir=tmp_path).run_config(
+        {"notifications": {"webhook_url_env": "HOOK_URL", "events": ["failed"]}}
+    )
+    assert run.notifications.webhook_url_env == "HOOK_URL"
+    assert run.notifications.events == ["failed"]
+    assert "secret-token" not in run.model_dump_json()
+    error = config_error(
+        load_settings(data_dir=tmp_path).run_config,
+        {"notifications": {"events": ["exploded"]}},
+    )
+    assert "notifications.events[0]" in error
+    url_key = config_error(
+        load_settings(data_dir=tmp_path).run_config,
+        {"notifications": {"webhook_url": "https://x"}},
+    )
+    assert "notifications.webhook_url: unknown key" in url_key
+
+
+def test_results_settings_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLYWHEEL_ACCEPTANCE__MIN_HEADLINE_SCORE", "0.75")
+    monkeypatch.setenv("FLYWHEEL_EVALUATION__DIVERGENT_EXAMPLES", "3")
+    run = load_settings(data_dir=tmp_path).run_config()
+    assert run.acceptance.min_headline_score == 0.75
+    assert run.evaluation.divergent_examples == 3
+    assert run.evaluation.confidence_level == 0.95 and run.evaluation.bootstrap_resamples == 2000
+
+
+def test_the_example_file_documents_the_results_sections(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "flywheel.example.yaml"
+    text = example.read_text()
+    for key in (
+        "acceptance:",
+        "pricing:",
+        "notifications:",
+        "webhook_url_env",
+        "divergent_examples",
+    ):
+        assert key in text
+    run = load_settings(config_file=example, data_dir=tmp_path).run_config()
+    assert run.acceptance.target_list("x")[0].metric == "function_name_and_args_accuracy"
+    assert run.pricing.models

@@ -3,6 +3,8 @@
 RESOLVE_RUN_CONFIG = "resolve_run_config"
 PREPARE_DATASETS = "prepare_datasets"
 RECORD_RUN = "record_run"
+ASSESS_RUN = "assess_run"
+PUBLISH_RUN = "publish_run"
 DEPLOY_CANDIDATE = "deploy_candidate"
 EVALUATE_CANDIDATE = "evaluate_candidate"
 CUSTOMIZE_CANDIDATE = "customize_candidate"

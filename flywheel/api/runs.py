@@ -19,15 +19,27 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from flywheel.api.deletion import DeletionReport, delete_run
+from flywheel.api.results import HistoryEntry, history_entries, load_examples
 from flywheel.clients.artifacts import ArtifactStore
 from flywheel.clients.closing import AsyncClosing
 from flywheel.clients.results import ResultStore, open_result_store
-from flywheel.clients.temporal import WORKLOAD_ID, connect, run_search_attributes
+from flywheel.clients.temporal import (
+    BEST_CANDIDATE,
+    BEST_EVAL_KIND,
+    BEST_SCORE,
+    WORKLOAD_ID,
+    connect,
+    run_search_attributes,
+)
 from flywheel.config import Platform, Settings
 from flywheel.errors import FlywheelError, NotFoundError
 from flywheel.schemas import (
@@ -53,6 +65,10 @@ class RunSummary(BaseModel):
     status: str
     started_at: datetime | None
     closed_at: datetime | None
+    best_candidate: str | None = None
+    """The recommended candidate (search attribute BestCandidate; ``none``: no recommendation)."""
+    best_kind: str | None = None
+    best_score: float | None = None
 
 
 def make_run_id(workload_id: str, when: datetime) -> str:
@@ -151,7 +167,7 @@ class FlywheelClient(AsyncClosing):
             description.status,
             description.start_time,
             description.close_time,
-            description.typed_search_attributes.get(WORKLOAD_ID),
+            description.typed_search_attributes,
         )
 
     async def list_runs(
@@ -172,7 +188,7 @@ class FlywheelClient(AsyncClosing):
                         execution.status,
                         execution.start_time,
                         execution.close_time,
-                        execution.typed_search_attributes.get(WORKLOAD_ID),
+                        execution.typed_search_attributes,
                     )
                 )
         except RPCError as exc:
@@ -240,6 +256,16 @@ class FlywheelClient(AsyncClosing):
         store = await self._result_store()
         return await store.list_runs(workload_id=workload_id, limit=limit)
 
+    async def history(self, workload_id: str, *, limit: int = 50) -> list[HistoryEntry]:
+        """The workload's stored runs (newest ``limit``), oldest first, with headline numbers
+        and regressions of the recommended candidate flagged."""
+        return history_entries(await self.stored_runs(workload_id=workload_id, limit=limit))
+
+    async def examples(self, run: FlywheelRunResult) -> dict[str, list[dict[str, Any]]]:
+        """The run's divergent examples per ``candidate/kind``, from the artifact store."""
+        assert self.settings.artifact_store_uri is not None
+        return await load_examples(ArtifactStore(self.settings.artifact_store_uri), run)
+
     # --- helpers ---
 
     async def _handle(self, run_id: str) -> WorkflowHandle[Any, Any]:
@@ -303,14 +329,17 @@ def _summary(
     status: WorkflowExecutionStatus | None,
     started: datetime | None,
     closed: datetime | None,
-    workload_id: str | None,
+    attributes: TypedSearchAttributes,
 ) -> RunSummary:
     return RunSummary(
         run_id=run_id,
-        workload_id=workload_id,
+        workload_id=attributes.get(WORKLOAD_ID),
         status=status.name.lower() if status else "unknown",
         started_at=started,
         closed_at=closed,
+        best_candidate=attributes.get(BEST_CANDIDATE),
+        best_kind=attributes.get(BEST_EVAL_KIND),
+        best_score=attributes.get(BEST_SCORE),
     )
 
 

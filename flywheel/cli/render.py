@@ -10,18 +10,26 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from flywheel.api import RunSummary, ScheduleSummary
+from flywheel.api import HistoryEntry, RunSummary, ScheduleSummary
 from flywheel.clients.logstore import WorkloadSummary
 from flywheel.clients.logstore.loader import LoadReport
+from flywheel.report.summary import interval_text, money, percent, recommendation_line
 from flywheel.schemas import (
     CurationReport,
     CustomizationResult,
+    EvalAssessment,
     EvalProgress,
     EvalResult,
     FlywheelRunResult,
+    Recommendation,
+    RunAssessment,
     RunProgress,
+    RunStatus,
     StepStatus,
+    TargetVerdict,
+    Verdict,
 )
+from flywheel.scoring.recommendation import assessment_of
 
 STATUS_STYLE = {
     "completed": "green",
@@ -45,6 +53,12 @@ METRIC_LABELS = {
     "llm_judge_score": "judge 1-10",
 }
 """The metrics the results table shows, in this order (every metric is in ``--json``)."""
+
+VERDICT_STYLE = {
+    Verdict.MEETS: "green",
+    Verdict.BELOW: "red",
+    Verdict.INCONCLUSIVE: "yellow",
+}
 
 
 def status_text(status: str) -> Text:
@@ -105,6 +119,9 @@ def curation_view(report: CurationReport) -> list[RenderableType]:
 
 
 def results_view(run: FlywheelRunResult) -> RenderableType:
+    """A run's results: the recommendation first, then curation, scores with their intervals
+    and verdicts, cost and latency, recall per tool, and notes on what failed."""
+    assessment, recommendation = assessment_of(run)
     header = Text.assemble(
         ("Run ", "bold"),
         (run.run_id, "bold cyan"),
@@ -115,12 +132,18 @@ def results_view(run: FlywheelRunResult) -> RenderableType:
         f"  ({duration(run.started_at, run.finished_at)})",
     )
     parts: list[RenderableType] = [header]
+    if run.candidates or run.recommendation is not None:
+        provisional = run.status == RunStatus.RUNNING and run.recommendation is None
+        parts.extend(recommendation_view(recommendation, assessment, provisional=provisional))
     if run.error:
         parts.append(Text(f"error: {run.error}", style="red"))
     if run.datasets:
         parts.extend(curation_view(run.datasets.report))
     if run.candidates:
-        parts.append(results_table(run))
+        parts.append(results_table(run, assessment))
+        if assessment.evals:
+            parts.append(cost_table(assessment))
+            parts.extend(production_lines(assessment))
         tools = per_tool_table(run)
         if tools is not None:
             parts.append(tools)
@@ -191,10 +214,33 @@ def customization_line(result: CustomizationResult) -> str:
     return ", ".join(parts)
 
 
-def results_table(run: FlywheelRunResult) -> Table:
+def recommendation_view(
+    rec: Recommendation, assessment: RunAssessment, *, provisional: bool = False
+) -> list[Text]:
+    """The recommendation (or why there is none), its reason and the targets it was held to.
+
+    ``provisional``: the run is still running, so this is what its results so far support.
+    """
+    style = "bold green" if rec.candidate else "bold yellow"
+    line = recommendation_line(rec)
+    if provisional:
+        line = f"(so far; the run is still running) {line}"
+    lines = [Text(line, style=style)]
+    if rec.candidate:
+        lines.append(Text(f"  {rec.reason}", style="dim"))
+    targets = "; ".join(str(t) for t in assessment.targets)
+    if targets:
+        lines.append(
+            Text(f"  targets: {targets} (95% intervals; nothing is deployed automatically)")
+        )
+    return lines
+
+
+def results_table(run: FlywheelRunResult, assessment: RunAssessment | None = None) -> Table:
+    """Scores per candidate and evaluation, each with its interval, and the verdicts."""
     present = {name for c in run.candidates for result in c.evals for name in result.metrics}
     metric_names = [name for name in METRIC_LABELS if name in present]
-    table = Table(title="Scores against the production model's logged answers")
+    table = Table(title="Scores against the production model's logged answers [95% CI]")
     table.add_column("candidate")
     table.add_column("eval")
     table.add_column("status")
@@ -202,8 +248,7 @@ def results_table(run: FlywheelRunResult) -> Table:
         table.add_column(METRIC_LABELS[name], justify="right")
     table.add_column("n", justify="right")
     table.add_column("failed", justify="right")
-    table.add_column("p50/p95 s", justify="right")
-    table.add_column("tokens in/out", justify="right")
+    table.add_column("verdict")
     for candidate in run.candidates:
         evals = candidate.evals or [None]
         for index, result in enumerate(evals):
@@ -217,9 +262,11 @@ def results_table(run: FlywheelRunResult) -> Table:
                     "",
                     "",
                     "",
-                    "",
                 )
                 continue
+            assessed = (
+                assessment.find(candidate.name, result.kind) if assessment is not None else None
+            )
             table.add_row(
                 name,
                 result.kind.value,
@@ -227,10 +274,172 @@ def results_table(run: FlywheelRunResult) -> Table:
                 *[_metric(result, m) for m in metric_names],
                 str(result.n_scored) if result.n_total else "",
                 str(result.n_failed) if result.n_total else "",
-                _latency(result),
-                _tokens(result),
+                verdict_text(assessed.verdicts) if assessed is not None else Text(""),
             )
     return table
+
+
+def verdict_text(verdicts: Sequence[TargetVerdict]) -> Text:
+    """``meets`` when every target is met; else each target not met, e.g.
+    ``below name+args ≥ 0.95``."""
+    if not verdicts:
+        return Text("")
+    if all(v.verdict is Verdict.MEETS for v in verdicts):
+        return Text("meets", style=VERDICT_STYLE[Verdict.MEETS])
+    text = Text()
+    for verdict in verdicts:
+        if verdict.verdict is Verdict.MEETS:
+            continue
+        if text:
+            text.append("\n")
+        symbol = "≥" if verdict.op == ">=" else "≤"
+        label = METRIC_LABELS.get(verdict.metric, verdict.metric)
+        text.append(verdict.verdict.value, style=VERDICT_STYLE[verdict.verdict])
+        text.append(f" {label} {symbol} {verdict.target:g}")
+    return text
+
+
+def cost_table(assessment: RunAssessment) -> Table:
+    """Cost per 1,000 requests and savings against production, latency and throughput."""
+    currency = assessment.currency
+    table = Table(title=f"Cost ({currency} per 1,000 requests) and latency")
+    for column, justify in (
+        ("candidate", "left"),
+        ("eval", "left"),
+        ("cost/1k", "right"),
+        ("savings", "right"),
+        ("p50/p95 s", "right"),
+        ("TTFT p50", "right"),
+        ("out tok/req", "right"),
+        ("tok/s", "right"),
+        ("fail rate", "right"),
+        ("note", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for e in assessment.evals:
+        savings = (
+            f"{money(e.cost.savings_per_1k, currency)} ({percent(e.cost.savings_fraction)})"
+            if e.cost.savings_per_1k is not None
+            else "-"
+        )
+        table.add_row(
+            e.candidate,
+            e.kind.value,
+            money(e.cost.cost_per_1k, currency),
+            savings,
+            _seconds_pair(e),
+            "-" if e.ttft_p50_s is None else f"{e.ttft_p50_s:.2f}",
+            "-" if e.tokens_out_per_request is None else f"{e.tokens_out_per_request:.1f}",
+            "-" if e.tokens_per_s is None else f"{e.tokens_per_s:.1f}",
+            percent(e.failure_rate),
+            Text(e.cost.note or "", style="dim"),
+        )
+    return table
+
+
+def production_lines(assessment: RunAssessment) -> list[Text]:
+    """The production model's cost, or why it is unknown."""
+    production = assessment.production
+    if production is None:
+        return []
+    if production.cost_per_1k is not None:
+        return [
+            Text(
+                f"Production ({production.model}): "
+                f"{money(production.cost_per_1k, assessment.currency)} per 1,000 requests "
+                f"(logged usage of {production.requests} eval records: "
+                f"{production.tokens_in_per_request or 0:.0f} tokens in, "
+                f"{production.tokens_out_per_request or 0:.0f} out per request)"
+            )
+        ]
+    return [Text(f"Production cost unknown: {production.note}", style="yellow")]
+
+
+def examples_view(examples: dict[str, list[dict[str, Any]]]) -> RenderableType:
+    """Divergent examples per evaluation, for review: prompt, both answers, the reason."""
+    if not examples:
+        return Text("no divergent examples were saved for this run", style="yellow")
+    parts: list[RenderableType] = []
+    for label, lines in examples.items():
+        parts.append(Text(f"Divergent examples: {label} ({len(lines)})", style="bold"))
+        for line in lines:
+            parts.append(
+                Text.assemble(
+                    (f"  #{line.get('index')} ", "bold"),
+                    (f"[{line.get('reason', '')}]", "magenta"),
+                    f" divergence {float(line.get('divergence') or 0):.2f}",
+                )
+            )
+            parts.append(Text(f"    prompt:     {_short(str(line.get('prompt', '')), 300)}"))
+            parts.append(Text(f"    production: {_message_text(line.get('expected'))}"))
+            parts.append(Text(f"    candidate:  {_message_text(line.get('candidate'))}"))
+    return Group(*parts)
+
+
+def history_table(workload_id: str, entries: Sequence[HistoryEntry]) -> Table:
+    """A workload's runs over time: the recommendation and its numbers, regressions flagged."""
+    table = Table(title=f"History of workload {workload_id} (oldest first)")
+    for column, justify in (
+        ("started (UTC)", "left"),
+        ("run id", "left"),
+        ("status", "left"),
+        ("recommended", "left"),
+        ("score [95% CI]", "right"),
+        ("cost/1k", "right"),
+        ("savings", "right"),
+        ("flag", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for entry in entries:
+        flag = Text()
+        if entry.regression:
+            flag.append(f"REGRESSION: {entry.regression}", style="bold red")
+        elif entry.changed:
+            flag.append("recommendation changed", style="yellow")
+        score = (
+            f"{entry.score:.3f} {interval_text(entry.interval)}".strip()
+            if entry.score is not None
+            else "-"
+        )
+        table.add_row(
+            entry.started_at.strftime("%Y-%m-%d %H:%M"),
+            entry.run_id,
+            status_text(entry.status.value),
+            entry.recommended or Text("none", style="dim"),
+            score,
+            money(entry.cost_per_1k, entry.currency),
+            percent(entry.savings_fraction),
+            flag,
+        )
+    return table
+
+
+def _seconds_pair(e: EvalAssessment) -> str:
+    if e.latency_p50_s is None:
+        return "-"
+    p95 = f"{e.latency_p95_s:.2f}" if e.latency_p95_s is not None else "-"
+    return f"{e.latency_p50_s:.2f}/{p95}"
+
+
+def _message_text(message: Any) -> str:
+    if not isinstance(message, dict):
+        return "(none)"
+    parts = []
+    if message.get("content"):
+        parts.append(_short(str(message["content"]), 300))
+    for call in message.get("tool_calls") or []:
+        arguments = call.get("arguments")
+        parts.append(f"{call.get('name')}({_short(_json(arguments), 200)})")
+    return " ".join(parts) or "(empty)"
+
+
+def _json(value: Any) -> str:
+    import orjson
+
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return repr(value)
 
 
 def _eval_status(result: EvalResult) -> Text:
@@ -239,20 +448,10 @@ def _eval_status(result: EvalResult) -> Text:
 
 def _metric(result: EvalResult, name: str) -> str:
     value = result.metrics.get(name)
-    return "" if value is None else f"{value:.3f}"
-
-
-def _latency(result: EvalResult) -> str:
-    if result.latency_p50_s is None:
+    if value is None:
         return ""
-    p95 = f"{result.latency_p95_s:.2f}" if result.latency_p95_s is not None else "-"
-    return f"{result.latency_p50_s:.2f}/{p95}"
-
-
-def _tokens(result: EvalResult) -> str:
-    if not result.n_total:
-        return ""
-    return f"{result.tokens_in}/{result.tokens_out}"
+    interval = result.intervals.get(name)
+    return f"{value:.3f} {interval_text(interval)}" if interval is not None else f"{value:.3f}"
 
 
 def _short(text: str, limit: int) -> str:
@@ -316,13 +515,20 @@ def runs_table(runs: Sequence[RunSummary]) -> Table:
     table.add_column("status")
     table.add_column("started (UTC)")
     table.add_column("took", justify="right")
+    table.add_column("recommended")
     for run in runs:
+        best = run.best_candidate or ""
+        if run.best_kind:
+            best += f" ({run.best_kind})"
+        if run.best_score is not None:
+            best += f" {run.best_score:.3f}"
         table.add_row(
             run.run_id,
             run.workload_id or "",
             status_text(run.status),
             run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else "",
             duration(run.started_at, run.closed_at),
+            best,
         )
     return table
 

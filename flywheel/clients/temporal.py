@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -19,8 +21,35 @@ from flywheel.errors import ConfigError, ConnectionFailed
 
 WORKLOAD_ID = SearchAttributeKey.for_keyword("WorkloadId")
 CLIENT_ID = SearchAttributeKey.for_keyword("ClientId")
-SEARCH_ATTRIBUTES = (WORKLOAD_ID, CLIENT_ID)
-"""Keyword search attributes every flywheel run carries (list runs by them in the Web UI)."""
+BEST_CANDIDATE = SearchAttributeKey.for_keyword("BestCandidate")
+"""The recommended candidate of a finished run, or ``none``."""
+BEST_EVAL_KIND = SearchAttributeKey.for_keyword("BestEvalKind")
+"""How the recommended candidate was evaluated: base, icl or customized."""
+BEST_SCORE = SearchAttributeKey.for_float("BestScore")
+"""The recommended evaluation's headline score (a Double)."""
+RESULT_SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
+    BEST_CANDIDATE,
+    BEST_EVAL_KIND,
+    BEST_SCORE,
+)
+"""Set by a run when it ends, so the Web UI can list runs by outcome
+(``BestCandidate = "llama-1b"``, ``BestScore > 0.9``)."""
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
+    WORKLOAD_ID,
+    CLIENT_ID,
+    *RESULT_SEARCH_ATTRIBUTES,
+)
+"""Every search attribute a flywheel run carries (list runs by them in the Web UI)."""
+
+_CLI_TYPE_NAMES = {
+    IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",
+    IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE: "Double",
+}
+
+
+def cli_type_name(key: SearchAttributeKey[Any]) -> str:
+    """The type name the ``temporal`` CLI takes for ``key`` (``--search-attribute Name=Type``)."""
+    return _CLI_TYPE_NAMES[IndexedValueType.ValueType(int(key.indexed_value_type))]
 
 
 def run_search_attributes(workload_id: str, client_id: str | None) -> TypedSearchAttributes:
@@ -84,7 +113,7 @@ async def ensure_search_attributes(client: Client) -> list[str]:
             ListSearchAttributesRequest(namespace=client.namespace)
         )
         missing = [
-            key.name
+            key
             for key in SEARCH_ATTRIBUTES
             if key.name not in existing.custom_attributes
             and key.name not in existing.system_attributes
@@ -94,13 +123,34 @@ async def ensure_search_attributes(client: Client) -> list[str]:
                 AddSearchAttributesRequest(
                     namespace=client.namespace,
                     search_attributes={
-                        name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in missing
+                        key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
+                        for key in missing
                     },
                 )
             )
-        return missing
+        return [key.name for key in missing]
     except RPCError as exc:
         raise ConnectionFailed(f"cannot register search attributes: {exc.message}") from None
+
+
+async def registered_result_attributes(client: Client) -> list[str]:
+    """Which of :data:`RESULT_SEARCH_ATTRIBUTES` the namespace has, with the right type.
+
+    A run upserts only these: upserting an unregistered attribute would fail its workflow task.
+    A server that cannot say (no operator service, no permission) gives ``[]``.
+    """
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace),
+            timeout=timedelta(seconds=10),
+        )
+    except RPCError:
+        return []
+    return [
+        key.name
+        for key in RESULT_SEARCH_ATTRIBUTES
+        if existing.custom_attributes.get(key.name) == int(key.indexed_value_type)
+    ]
 
 
 def _short(exc: BaseException) -> str:

@@ -4,7 +4,10 @@ YAML file, environment, per-run overrides (:mod:`.settings`). Import from here."
 from __future__ import annotations
 
 from flywheel.config.sections import (
+    LOWER_IS_BETTER,
     RUN_OVERRIDABLE_KEYS,
+    AcceptanceConfig,
+    AcceptanceTarget,
     Candidate,
     CurationConfig,
     CustomizerConfig,
@@ -19,9 +22,13 @@ from flywheel.config.sections import (
     NIMConfig,
     NimDeploymentOptions,
     NMPConfig,
+    NotificationEvent,
+    NotificationsConfig,
     PIIConfig,
     PIIDetectorName,
     Platform,
+    PriceEntry,
+    PricingConfig,
     RunConfig,
     SimilarityConfig,
     TemporalConfig,
@@ -29,6 +36,7 @@ from flywheel.config.sections import (
     TrainingConfig,
     WorkerConfig,
     candidate_from_nim,
+    parse_target,
 )
 from flywheel.config.settings import (
     CONFIG_FILE_ENV,
@@ -46,7 +54,10 @@ from flywheel.config.settings import (
 __all__ = [
     "CONFIG_FILE_ENV",
     "DEFAULT_CONFIG_FILES",
+    "LOWER_IS_BETTER",
     "RUN_OVERRIDABLE_KEYS",
+    "AcceptanceConfig",
+    "AcceptanceTarget",
     "Candidate",
     "CurationConfig",
     "CustomizerConfig",
@@ -61,9 +72,13 @@ __all__ = [
     "NIMConfig",
     "NMPConfig",
     "NimDeploymentOptions",
+    "NotificationEvent",
+    "NotificationsConfig",
     "PIIConfig",
     "PIIDetectorName",
     "Platform",
+    "PriceEntry",
+    "PricingConfig",
     "RunConfig",
     "Settings",
     "SimilarityConfig",
@@ -77,6 +92,7 @@ __all__ = [
     "format_validation_error",
     "load_settings",
     "parse_set_option",
+    "parse_target",
     "read_secret",
     "read_yaml_file",
 ]

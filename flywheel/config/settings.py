@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from flywheel.config.sections import (
     RUN_OVERRIDABLE_KEYS,
+    AcceptanceConfig,
     Candidate,
     CurationConfig,
     DataSplitConfig,
@@ -33,6 +34,8 @@ from flywheel.config.sections import (
     MLflowConfig,
     NIMConfig,
     NMPConfig,
+    NotificationsConfig,
+    PricingConfig,
     RunConfig,
     TemporalConfig,
     TimeoutsConfig,
@@ -96,6 +99,9 @@ class Settings(BaseSettings):
     lora_config: LoRAConfig = LoRAConfig()
     mlflow_config: MLflowConfig = MLflowConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    acceptance: AcceptanceConfig = AcceptanceConfig()
+    pricing: PricingConfig = PricingConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
     timeouts: TimeoutsConfig = TimeoutsConfig()
     max_parallel_candidates: int = Field(1, ge=1, le=100)
 

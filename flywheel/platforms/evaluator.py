@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -28,8 +29,18 @@ from flywheel.config import EvaluationConfig, read_secret
 from flywheel.errors import RemoteCallError
 from flywheel.platforms.base import StepContext
 from flywheel.platforms.judging import Judge, JudgePair, last_user_text
-from flywheel.schemas import EvalKind, EvalResult, StepStatus, WorkloadType, utcnow
+from flywheel.schemas import (
+    ArtifactRef,
+    EvalKind,
+    EvalResult,
+    StepStatus,
+    WorkloadType,
+    utcnow,
+)
+from flywheel.scoring.confidence import metric_intervals
+from flywheel.scoring.divergence import example_line, most_divergent, record_divergence
 from flywheel.scoring.judge import judge_row
+from flywheel.scoring.latency import latency_summary, output_tokens_per_second
 from flywheel.scoring.metrics import (
     aggregate_scores,
     exceeds_failure_budget,
@@ -44,6 +55,8 @@ DEFAULT_MAX_TOKENS = 1024
 REPLY_CHUNK = "chunk-"
 JUDGE_CHUNK = "judge-"
 """File name prefixes of the checkpoint's reply and judge-rating chunks."""
+EXAMPLES_FILE = "divergent-examples.jsonl"
+"""Next to an evaluation's ``replies/`` checkpoint: where it differs most from production."""
 
 BuildRequest = Callable[[dict[str, Any], str, EvaluationConfig], dict[str, Any]]
 
@@ -60,6 +73,8 @@ class Reply:
     tokens_out: int
     latency_s: float
     error: str | None
+    ttft_s: float | None = None
+    """Time to the first token, when the reply was streamed."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (one checkpoint line).
@@ -76,6 +91,7 @@ class Reply:
             "tokens_out": self.tokens_out,
             "latency_s": self.latency_s,
             "error": self.error,
+            "ttft_s": self.ttft_s,
         }
 
     @classmethod
@@ -90,6 +106,7 @@ class Reply:
             tokens_out=int(data.get("tokens_out") or 0),
             latency_s=float(data.get("latency_s") or 0.0),
             error=data.get("error"),
+            ttft_s=float(data["ttft_s"]) if data.get("ttft_s") is not None else None,
         )
 
     @classmethod
@@ -466,6 +483,7 @@ async def run_evaluation(
                 scores.add(reply)
 
     n_workers = min(max(1, responder.concurrency), len(pending))
+    replay_started = time.perf_counter()
     with _HeapFreeze.applied():
         tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
         try:
@@ -477,6 +495,7 @@ async def run_evaluation(
             await progress.drain()
             raise
         await progress.drain()
+        replay_s = time.perf_counter() - replay_started
         ctx.heartbeat(progress.details())
         replies = [progress.replies[i] for i in range(total)]
         judged = embedded = None
@@ -489,7 +508,7 @@ async def run_evaluation(
                 embedded = await _embedding_similarity(embedder, records, replies)
         for reply in replies:  # those checkpointed by an earlier attempt
             scores.add(reply)
-        return _score(
+        result = _score(
             scores=scores,
             replies=replies,
             kind=kind,
@@ -499,7 +518,15 @@ async def run_evaluation(
             started_at=started_at,
             judged=judged,
             embedded=embedded,
+            throughput_rps=len(pending) / replay_s if pending and replay_s > 0 else None,
+            concurrency=(n_workers or max(1, responder.concurrency)) * max(1, responder.batch_size),
         )
+        if config.divergent_examples > 0 and result.n_scored:
+            lines = divergent_examples(
+                records, replies, scores.rows, workload_type, config.divergent_examples
+            )
+            result.examples = await write_examples(checkpoint, lines)
+        return result
 
 
 async def _judge_replies(
@@ -603,11 +630,15 @@ def _score(
     started_at: datetime,
     judged: Mapping[int, int | None] | None = None,
     embedded: Mapping[int, float] | None = None,
+    throughput_rps: float | None = None,
+    concurrency: int | None = None,
 ) -> EvalResult:
-    """Metrics, latency and token totals over index-ordered replies.
+    """Metrics with their confidence intervals, latency distribution and token totals over
+    index-ordered replies.
 
     ``judged`` (record index → judge rating) adds the judge metrics to each answered record,
-    ``embedded`` (record index → cosine) the embedding similarity.
+    ``embedded`` (record index → cosine) the embedding similarity. ``throughput_rps`` is what
+    the replay measured (requests answered per second with ``concurrency`` in flight).
     """
     ok = [r for r in replies if r.ok]
     failed = [r for r in replies if not r.ok]
@@ -628,7 +659,14 @@ def _score(
             else "the eval dataset has no records"
         )
     latencies = [r.latency_s for r in ok]
+    first_tokens = [r.ttft_s for r in ok if r.ttft_s is not None]
     metrics = aggregate_scores(rows)
+    intervals = metric_intervals(
+        rows,
+        level=config.confidence_level,
+        resamples=config.bootstrap_resamples,
+        seed=config.bootstrap_seed,
+    )
     per_tool: dict[str, dict[str, float | int | None]] = {}
     if scores.tools is not None and ok:
         report = scores.tools.report()
@@ -659,4 +697,56 @@ def _score(
         error=error,
         started_at=started_at,
         finished_at=utcnow(),
+        intervals=intervals,
+        latency=latency_summary(latencies),
+        ttft_p50_s=percentile(first_tokens, 50),
+        ttft_p95_s=percentile(first_tokens, 95),
+        tokens_per_s=output_tokens_per_second(sum(r.tokens_out for r in ok), sum(latencies)),
+        throughput_rps=throughput_rps,
+        concurrency=concurrency,
     )
+
+
+def divergent_examples(
+    records: Sequence[Mapping[str, Any]],
+    replies: Sequence[Reply],
+    rows: Mapping[int, Mapping[str, float | None]],
+    workload_type: WorkloadType,
+    n: int,
+) -> list[dict[str, Any]]:
+    """The ``n`` answered records that diverge most from production, as review lines."""
+    answered = {r.index: r for r in replies if r.ok and r.index in rows}
+    scored = (
+        (
+            index,
+            record_divergence(
+                workload_type,
+                _expected_message(records[index]),
+                reply.message,
+                rows[index],
+            ),
+        )
+        for index, reply in answered.items()
+    )
+    return [
+        example_line(
+            index,
+            divergence,
+            records[index],
+            _expected_message(records[index]),
+            answered[index].message,
+            rows[index],
+        )
+        for index, divergence in most_divergent(scored, n)
+    ]
+
+
+async def write_examples(
+    checkpoint: EvalCheckpoint, lines: Sequence[Mapping[str, Any]]
+) -> ArtifactRef:
+    """Write review lines next to the evaluation's checkpoint (same path on a retry)."""
+    folder = checkpoint.prefix.rsplit("/", 1)[0] if "/" in checkpoint.prefix else ""
+    path = f"{folder}/{EXAMPLES_FILE}" if folder else EXAMPLES_FILE
+    data = b"".join(dumps_line(line) + b"\n" for line in lines)
+    uri = await checkpoint.artifacts.write_bytes(path, data)
+    return ArtifactRef(uri=uri, sha256=hashlib.sha256(data).hexdigest(), n_records=len(lines))

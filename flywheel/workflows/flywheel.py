@@ -20,8 +20,11 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from flywheel.activities import names
+    from flywheel.clients.temporal import BEST_CANDIDATE, BEST_EVAL_KIND, BEST_SCORE
     from flywheel.errors import ConfigError
+    from flywheel.report.summary import recommendation_line
     from flywheel.schemas import (
+        AssessRunOutput,
         Candidate,
         CandidateInput,
         CandidateProgress,
@@ -31,6 +34,8 @@ with workflow.unsafe.imports_passed_through():
         FlywheelRunInput,
         FlywheelRunResult,
         PrepareDatasetsInput,
+        PublishRunInput,
+        PublishRunOutput,
         ResolveConfigInput,
         RunConfig,
         RunProgress,
@@ -40,11 +45,25 @@ with workflow.unsafe.imports_passed_through():
     from flywheel.time_window import resolve_window
     from flywheel.workflows.candidate import CandidateWorkflow
     from flywheel.workflows.errors import failure_message
-    from flywheel.workflows.options import BOOTSTRAP_RETRY, BOOTSTRAP_TIMEOUT, retry_policy, seconds
+    from flywheel.workflows.options import (
+        ASSESS_TIMEOUT,
+        BOOTSTRAP_RETRY,
+        BOOTSTRAP_TIMEOUT,
+        PUBLISH_RETRY,
+        PUBLISH_TIMEOUT,
+        retry_policy,
+        seconds,
+    )
 
 
 CANCEL_WHILE_CURATING = "cancel-while-curating-is-cancelled"
 """Patch: a run cancelled during prepare_datasets ends cancelled (it used to end failed)."""
+
+ASSESS_AND_PUBLISH = "assess-and-publish-results"
+"""Patch: a run that ends completed or failed is assessed (costs, confidence verdicts, the
+recommendation, stored with the results and upserted as the BestCandidate, BestEvalKind and
+BestScore search attributes); any run that ends is then published (webhook, MLflow) when
+configured. Runs recorded before it replay without these steps."""
 
 
 def _cancelled_step(exc: BaseException) -> bool:
@@ -258,6 +277,8 @@ class FlywheelWorkflow:
                 f"val {report.val_records}; {report.workload_type.value})"
                 + (f"\n\nDropped: {dropped}" if dropped else "")
             )
+        if self._result is not None and self._result.recommendation is not None:
+            details += f"\n\n{recommendation_line(self._result.recommendation)}"
         workflow.set_current_details(details)
 
     async def _finish(self, status: RunStatus, error: str | None) -> None:
@@ -265,8 +286,65 @@ class FlywheelWorkflow:
         self._result.status = status
         self._result.error = error
         self._result.finished_at = workflow.now()
+        results_step = workflow.patched(ASSESS_AND_PUBLISH)
+        if results_step and status != RunStatus.CANCELLED:
+            await self._assess()
         self._stage(status.value)
         await self._record()
+        if results_step and self._publishing_configured():
+            await self._publish()
+
+    async def _assess(self) -> None:
+        """Costs, verdicts and the recommendation; a failure leaves the run unassessed."""
+        assert self._result is not None
+        self._stage("assessing results")
+        snapshot: Any = self._result.model_copy(deep=True)
+        try:
+            outcome: AssessRunOutput = await workflow.execute_activity(
+                names.ASSESS_RUN,
+                snapshot,
+                result_type=AssessRunOutput,
+                start_to_close_timeout=ASSESS_TIMEOUT,
+                retry_policy=BOOTSTRAP_RETRY,
+                summary="assess results: costs, confidence, recommendation",
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("results not assessed: %s", failure_message(exc))
+            return
+        self._result.assessment = outcome.assessment
+        self._result.recommendation = outcome.recommendation
+        recommendation = outcome.recommendation
+        registered = set(outcome.search_attributes)
+        updates: list[Any] = []
+        if BEST_CANDIDATE.name in registered:
+            updates.append(BEST_CANDIDATE.value_set(recommendation.candidate or "none"))
+        if BEST_EVAL_KIND.name in registered and recommendation.kind is not None:
+            updates.append(BEST_EVAL_KIND.value_set(recommendation.kind.value))
+        if BEST_SCORE.name in registered and recommendation.score is not None:
+            updates.append(BEST_SCORE.value_set(float(recommendation.score)))
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    def _publishing_configured(self) -> bool:
+        config = self._result.config if self._result is not None else None
+        return config is not None and (
+            config.notifications.webhook_url_env is not None or config.mlflow_config.enabled
+        )
+
+    async def _publish(self) -> None:
+        """Webhook and MLflow; whatever happens there, the run's outcome stays as it is."""
+        assert self._result is not None
+        try:
+            await workflow.execute_activity(
+                names.PUBLISH_RUN,
+                PublishRunInput(run_id=self._result.run_id),
+                result_type=PublishRunOutput,
+                start_to_close_timeout=PUBLISH_TIMEOUT,
+                retry_policy=PUBLISH_RETRY,
+                summary="publish results: webhook, MLflow",
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("results not published: %s", failure_message(exc))
 
     async def _record(self) -> None:
         """Save the current snapshot; a newer revision always wins in the store."""

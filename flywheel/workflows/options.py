@@ -20,6 +20,21 @@ BOOTSTRAP_RETRY = RetryPolicy(
 )
 
 
+ASSESS_TIMEOUT = timedelta(minutes=5)
+"""Assessing a finished run: read the eval records and the previous run, compute."""
+
+PUBLISH_TIMEOUT = timedelta(minutes=5)
+"""Notifying (webhook, with its own retries) and MLflow logging."""
+
+PUBLISH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+)
+"""publish_run never raises for a webhook or MLflow failure: these retries are for a lost
+worker; a retry may call the webhook again (at-least-once)."""
+
+
 def retry_policy(timeouts: TimeoutsConfig) -> RetryPolicy:
     return RetryPolicy(
         initial_interval=timedelta(seconds=timeouts.retry_initial_interval_s),

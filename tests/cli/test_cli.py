@@ -696,6 +696,7 @@ async def test_run_end_to_end_through_the_cli(cli: Cli) -> None:
             # The results table: the candidate's base eval row, and the curation line.
             assert re.search(r"Datasets: 200 logs .* eval 20 .* seed 3", result.stdout)
             assert re.search(r"small\W+base\W+completed", result.stdout), result.stdout
+            assert "No recommendation: no evaluation meets every target" in result.stdout
             assert {r.model for r in server.requests if r.path.endswith("/chat/completions")} == {
                 "small"
             }
@@ -764,6 +765,15 @@ async def test_run_end_to_end_through_the_cli(cli: Cli) -> None:
         assert ui.status_code == 200
         shown_ids = [e["execution"]["workflowId"] for e in ui.json()["executions"]]
         assert shown_ids == [run_id]
+        # … and by its outcome: nothing met the default target (name+args ≥ 0.9 with its
+        # interval), so the run's BestCandidate is "none".
+        ui = await asyncio.to_thread(
+            httpx.get,
+            f"{dev.ui_url}/api/v1/namespaces/default/workflows",
+            params={"query": 'BestCandidate="none" AND WorkloadId="customer-service"'},
+            timeout=10,
+        )
+        assert [e["execution"]["workflowId"] for e in ui.json()["executions"]] == [run_id]
 
         cancel = await cli.run("cancel", run_id, env=env)
         assert cancel.returncode == 1

@@ -16,3 +16,68 @@ def test_customization_line_says_what_training_did() -> None:
         "LoRA 40 steps, 2 epoch(s), train loss 0.412, val loss 0.500, "
         "resumed from the step-20 checkpoint, job j-1"
     )
+
+
+# --- results that decide ---------------------------------------------------------------------
+
+
+def _text(renderable: object) -> str:
+    from rich.console import Console
+
+    console = Console(width=220, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_results_view_shows_the_recommendation_first() -> None:
+    from flywheel.cli.render import results_view
+    from tests.report.builders import finished_run
+
+    lines = _text(results_view(finished_run())).splitlines()
+    assert lines[0].startswith("Run flywheel-support-20261120T031500Z")
+    assert lines[1].startswith("Recommendation: small (base, model model-base)")
+    text = "\n".join(lines)
+    assert "1.000 [0.91, 1.00]" in text  # scores carry their intervals
+    assert "below name+args ≥ 0.8" in text  # and the verdicts
+    assert "Cost (USD per 1,000 requests) and latency" in text
+    assert "Production (big-70b): $1.35 per 1,000 requests" in text
+    assert "at the measured 12 requests/s at concurrency 8" in text
+
+
+def test_results_view_of_a_running_run_says_so_far() -> None:
+    from flywheel.cli.render import results_view
+    from flywheel.schemas import RunStatus
+    from tests.report.builders import finished_run
+
+    running = finished_run(assess=False).model_copy(update={"status": RunStatus.RUNNING})
+    text = _text(results_view(running))
+    assert "(so far; the run is still running) Recommendation: small (base" in text
+
+
+def test_examples_view() -> None:
+    from flywheel.cli.render import examples_view
+
+    text = _text(
+        examples_view(
+            {
+                "small/base": [
+                    {
+                        "index": 4,
+                        "divergence": 0.75,
+                        "reason": "wrong arguments to lookup: id",
+                        "prompt": "where is order 7?",
+                        "expected": {"tool_calls": [{"name": "lookup", "arguments": {"id": 7}}]},
+                        "candidate": {
+                            "content": "Let me check.",
+                            "tool_calls": [{"name": "lookup", "arguments": {"id": 8}}],
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    assert "Divergent examples: small/base (1)" in text
+    assert "#4 [wrong arguments to lookup: id] divergence 0.75" in text
+    assert 'production: lookup({"id":7})' in text
+    assert 'candidate:  Let me check. lookup({"id":8})' in text
+    assert "no divergent examples" in _text(examples_view({}))

@@ -174,7 +174,17 @@ def core(metrics: dict[str, float]) -> dict[str, float]:
 def comparable(result: EvalResult) -> dict[str, Any]:
     """The parts of a result that must not depend on timing, order or resumption."""
     return result.model_dump(
-        exclude={"latency_p50_s", "latency_p95_s", "started_at", "finished_at"}
+        exclude={
+            "latency_p50_s": True,
+            "latency_p95_s": True,
+            "latency": True,
+            "tokens_per_s": True,
+            "throughput_rps": True,
+            "concurrency": True,
+            "started_at": True,
+            "finished_at": True,
+            "examples": {"uri"},
+        }
     )
 
 

@@ -246,7 +246,17 @@ async def evaluate(
 
 def comparable(result: EvalResult) -> dict[str, Any]:
     return result.model_dump(
-        exclude={"latency_p50_s", "latency_p95_s", "started_at", "finished_at"}
+        exclude={
+            "latency_p50_s": True,
+            "latency_p95_s": True,
+            "latency": True,
+            "tokens_per_s": True,
+            "throughput_rps": True,
+            "concurrency": True,
+            "started_at": True,
+            "finished_at": True,
+            "examples": {"uri"},
+        }
     )
 
 
