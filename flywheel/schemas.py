@@ -274,6 +274,13 @@ class CandidateInput(BaseModel):
     datasets: DatasetBundle
 
 
+class ReleaseRunInput(BaseModel):
+    """Release what a run holds beyond its candidates (a judge NIM deployed for the run)."""
+
+    run_id: str
+    config: RunConfig
+
+
 class DeployInput(BaseModel):
     run_id: str
     candidate: Candidate

@@ -43,6 +43,7 @@ def activities_for(resources: WorkerResources) -> list[Any]:
         candidates.evaluate_candidate,
         candidates.customize_candidate,
         candidates.teardown_candidate,
+        candidates.release_run_resources,
         results.record_run,
         results.assess_run,
         results.publish_run,

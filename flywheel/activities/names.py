@@ -9,6 +9,7 @@ DEPLOY_CANDIDATE = "deploy_candidate"
 EVALUATE_CANDIDATE = "evaluate_candidate"
 CUSTOMIZE_CANDIDATE = "customize_candidate"
 TEARDOWN_CANDIDATE = "teardown_candidate"
+RELEASE_RUN_RESOURCES = "release_run_resources"
 
 NON_RETRYABLE_ERROR_TYPES = [
     "ConfigError",

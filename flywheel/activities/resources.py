@@ -92,6 +92,9 @@ class WorkerResources:
             for _ in range(self.settings.worker.curation_processes or os.cpu_count() or 1):
                 pool.submit(scan_batch, [], ScanSettings())  # imports curation in each process
 
+    def has_platform(self, name: Platform) -> bool:
+        return name in self._platforms
+
     def platform(self, name: Platform) -> ModelPlatform:
         try:
             return self._platforms[name]

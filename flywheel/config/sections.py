@@ -124,6 +124,11 @@ class LLMJudgeConfig(_Section):
     pvc_size: str | None = None
     tag: str | None = None
     registry_base: str = "nvcr.io/nim"
+    lifetime: Literal["run", "kept"] = Field(
+        "run",
+        description="local (a judge NIM deployed through NeMo): run — deployed for the run and "
+        "deleted when it ends; kept — deployed once and kept for later runs",
+    )
 
     _strip_key = model_validator(mode="before")(_drop_inline_api_key)
 

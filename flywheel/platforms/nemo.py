@@ -40,8 +40,16 @@ from flywheel.clients.nemo.names import (
     RunNames,
     customizer_config_name,
     deployment_name,
+    judge_deployment_name,
 )
-from flywheel.config import Candidate, EmbeddingConfig, NMPConfig, RunConfig, read_secret
+from flywheel.config import (
+    Candidate,
+    EmbeddingConfig,
+    LLMJudgeConfig,
+    NMPConfig,
+    RunConfig,
+    read_secret,
+)
 from flywheel.errors import ConfigError, FlywheelError, UnsupportedOperation
 from flywheel.platforms.base import StepContext
 from flywheel.platforms.evaluator import (
@@ -164,6 +172,55 @@ class NemoPlatform:
             )
         finally:
             await asyncio.shield(nmp.deployments.delete(spec.name))
+
+    async def judge_nim(self, config: RunConfig, run_id: str, ctx: StepContext) -> LLMJudgeConfig:
+        """Deploy (or re-attach to) the judge NIM of ``llm_judge_config.deployment_type: local``
+        and wait until it serves; the remote-endpoint configuration that reaches it.
+
+        ``lifetime: run`` names it after the run (every candidate of the run shares it; the run
+        deletes it when it ends, see :meth:`release_judge`); ``kept`` names it after the model,
+        so later runs re-attach to it and nothing deletes it.
+        """
+        judge = config.llm_judge_config
+        if judge is None or judge.deployment_type != "local":
+            raise ConfigError("no judge NIM to deploy: llm_judge_config is not local")
+        if not judge.tag:
+            raise ConfigError(
+                "llm_judge_config.tag is needed to deploy the judge NIM (the image tag, for "
+                "example 1.8.3)"
+            )
+        nmp = self.client(config)
+        spec = DeploymentSpec(
+            name=judge_deployment_name(judge, run_id),
+            model=judge.model_name,
+            image_name=f"{judge.registry_base.rstrip('/')}/{judge.model_name}",
+            image_tag=judge.tag,
+            gpus=judge.gpus if judge.gpus is not None else 1,
+            pvc_size=judge.pvc_size,
+        )
+        deadline = time.monotonic() + config.timeouts.deploy_timeout_s
+        async with _beating(ctx, {"stage": "deploying the judge NIM"}) as beat:
+            await nmp.deployments.ensure(spec)
+            await nmp.deployments.wait_ready(
+                spec,
+                deadline=deadline,
+                poll_s=config.timeouts.poll_interval_s,
+                on_status=beat.update,
+            )
+        return judge.model_copy(
+            update={
+                "deployment_type": "remote",
+                "url": f"{nim_v1(nmp.conn.config)}/chat/completions",
+                "api_key_env": nmp.conn.config.api_key_env,
+            }
+        )
+
+    async def release_judge(self, config: RunConfig, run_id: str) -> bool:
+        """Delete the run's judge NIM (``lifetime: run``); False when there was none."""
+        judge = config.llm_judge_config
+        if judge is None or judge.deployment_type != "local" or judge.lifetime != "run":
+            return False
+        return await self.client(config).deployments.delete(judge_deployment_name(judge, run_id))
 
     async def teardown(self, request: TeardownInput, ctx: StepContext) -> None:
         """Delete the candidate's deployment (already gone counts as done).

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         PrepareDatasetsInput,
         PublishRunInput,
         PublishRunOutput,
+        ReleaseRunInput,
         ResolveConfigInput,
         RunConfig,
         RunProgress,
@@ -58,6 +59,10 @@ with workflow.unsafe.imports_passed_through():
 
 CANCEL_WHILE_CURATING = "cancel-while-curating-is-cancelled"
 """Patch: a run cancelled during prepare_datasets ends cancelled (it used to end failed)."""
+
+RELEASE_RUN_RESOURCES = "release-run-resources"
+"""Patch: a run whose judge NIM was deployed for it (llm_judge_config local, lifetime run)
+deletes it when the run ends, after every candidate is done."""
 
 ASSESS_AND_PUBLISH = "assess-and-publish-results"
 """Patch: a run that ends completed or failed is assessed (costs, confidence verdicts, the
@@ -286,6 +291,8 @@ class FlywheelWorkflow:
         self._result.status = status
         self._result.error = error
         self._result.finished_at = workflow.now()
+        if self._holds_run_resources() and workflow.patched(RELEASE_RUN_RESOURCES):
+            await self._release_run_resources()
         results_step = workflow.patched(ASSESS_AND_PUBLISH)
         if results_step and status != RunStatus.CANCELLED:
             await self._assess()
@@ -293,6 +300,29 @@ class FlywheelWorkflow:
         await self._record()
         if results_step and self._publishing_configured():
             await self._publish()
+
+    def _holds_run_resources(self) -> bool:
+        config = self._result.config if self._result is not None else None
+        judge = config.llm_judge_config if config is not None else None
+        return judge is not None and judge.deployment_type == "local" and judge.lifetime == "run"
+
+    async def _release_run_resources(self) -> None:
+        """Delete the run's judge NIM; a failure is logged (the deployment stays) and the
+        run's outcome stays as it is."""
+        assert self._result is not None and self._result.config is not None
+        config = self._result.config
+        self._stage("releasing the judge NIM")
+        try:
+            await workflow.execute_activity(
+                names.RELEASE_RUN_RESOURCES,
+                ReleaseRunInput(run_id=self._result.run_id, config=config),
+                result_type=list[str],
+                start_to_close_timeout=seconds(config.timeouts.teardown_timeout_s),
+                retry_policy=retry_policy(config.timeouts),
+                summary="release the run's judge NIM",
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("run resources not released: %s", failure_message(exc))
 
     async def _assess(self) -> None:
         """Costs, verdicts and the recommendation; a failure leaves the run unassessed."""

@@ -340,3 +340,56 @@ async def test_semantic_icl_deploys_an_embedding_nim_for_the_curation_only(
     assert any(r.path.endswith("/v1/embeddings") for r in emulator.requests()), (
         "curation embedded through the deployed NIM"
     )
+
+
+@pytest.mark.parametrize("lifetime", ["run", "kept"])
+async def test_a_judge_nim_is_deployed_for_the_run_or_kept(
+    time_env: WorkflowEnvironment, settings_for, emulator: NMPEmulator, lifetime: str
+) -> None:
+    judge_model = "meta/llama-3.3-70b-instruct"
+
+    def respond(body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("model") == judge_model:
+            return {"content": "Close enough.\nRATING: 8"}
+        return {"content": "thanks, your parcel ships on monday"}
+
+    emulator.responder = respond
+    settings = settings_for(
+        "unused",
+        **overrides(
+            emulator,
+            candidate(MODELS[0], customization_enabled=False, customizer=None),
+            candidate(MODELS[1], customization_enabled=False, customizer=None),
+            llm_judge_config={
+                "deployment_type": "local",
+                "model_name": judge_model,
+                "tag": "1.8.3",
+                "gpus": 4,
+                "lifetime": lifetime,
+            },
+        ),
+    )
+    logs = generate_customer_service_logs(80, seed=4, workload_id=WORKLOAD)
+    for index, record in enumerate(logs):  # plain answers, no tools: a generic workload
+        record["request"].pop("tools", None)
+        record["request"]["messages"][-1]["content"] += f" (ticket {index})"
+        record["response"]["choices"][0]["message"] = {
+            "role": "assistant",
+            "content": "your parcel ships on monday",
+        }
+    await load_records(settings, logs)
+    handle, result = await run_to_end(time_env, settings)
+
+    assert result.status == RunStatus.COMPLETED, result.error
+    for tried in result.candidates:
+        base = tried.eval(EvalKind.BASE)
+        assert base is not None and base.status == StepStatus.COMPLETED, base.error
+        assert base.metrics["llm_judge_score"] == pytest.approx(8.0)
+    created = emulator.ctx.state.deployments_created
+    judges = [name for name in created if "judge" in name]
+    assert len(judges) == 1 and created[judges[0]] == 1, "one judge NIM shared by the candidates"
+    if lifetime == "run":
+        assert judges[0] == f"e2e/{deployment_name(handle.id, 'judge')}"
+        assert emulator.live_deployments() == [], "the run deleted its judge NIM"
+    else:
+        assert emulator.live_deployments() == [judges[0]], "a kept judge NIM stays"

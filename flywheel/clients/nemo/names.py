@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from flywheel.config import LLMJudgeConfig
+
 __all__ = [
     "RUN_FIELD",
     "RunNames",
@@ -83,6 +85,14 @@ def deployment_name(run_id: str, candidate: str) -> str:
     never removes the NIM another is still evaluating. Every attempt re-attaches to it.
     """
     return slug(RunNames(run_id).candidate(candidate), 63, dots=False)
+
+
+def judge_deployment_name(judge: LLMJudgeConfig, run_id: str) -> str:
+    """The judge NIM's DMS deployment: the run's (``lifetime: run``) or, kept between runs, the
+    model's (``fw-judge-{model}``), which every later run re-attaches to."""
+    if judge.lifetime == "run":
+        return deployment_name(run_id, "judge")
+    return slug(f"fw-judge-{judge.model_name.replace('/', '-')}", 63, dots=False)
 
 
 def customizer_config_name(model: str, fingerprint: dict[str, Any]) -> str:
