@@ -776,3 +776,15 @@ def test_the_example_file_documents_the_results_sections(tmp_path: Path) -> None
     run = load_settings(config_file=example, data_dir=tmp_path).run_config()
     assert run.acceptance.target_list("x")[0].metric == "function_name_and_args_accuracy"
     assert run.pricing.models
+
+
+def test_a_local_judge_lives_for_the_run_unless_kept(tmp_path: Path) -> None:
+    judge = {"deployment_type": "local", "model_name": "meta/llama-3.3-70b-instruct", "tag": "1"}
+    config = settings_from(tmp_path, {"llm_judge_config": judge}).run_config()
+    assert config.llm_judge_config is not None and config.llm_judge_config.lifetime == "run"
+    kept = settings_from(tmp_path, {"llm_judge_config": {**judge, "lifetime": "kept"}})
+    assert kept.run_config().llm_judge_config.lifetime == "kept"
+    message = config_error(
+        settings_from, tmp_path, {"llm_judge_config": {**judge, "lifetime": "forever"}}
+    )
+    assert "llm_judge_config.lifetime" in message
