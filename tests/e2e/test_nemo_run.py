@@ -215,30 +215,45 @@ async def test_a_failing_candidate_is_recorded_and_the_other_completes(
     assert emulator.live_deployments() == []
 
 
-async def test_cancelling_during_customization_cancels_the_job_and_tears_down(
-    time_env: WorkflowEnvironment, settings_for, emulator: NMPEmulator
+@pytest.mark.parametrize("stage", ["deploy", "evaluation", "customization"])
+async def test_cancelling_a_run_cancels_its_remote_jobs_and_tears_down(
+    time_env: WorkflowEnvironment, settings_for, emulator: NMPEmulator, stage: str
 ) -> None:
-    emulator.set_durations(customization=30.0)
-    settings = settings_for("unused", **overrides(emulator))
+    """Cancelled while a NIM deploys, while NeMo Evaluator jobs run, or while a LoRA job runs:
+    the jobs are cancelled at NMP, every deployment is deleted, the run ends cancelled."""
+    emulator.set_durations(**{stage: 30.0})
+    changes: dict[str, Any] = {"nmp_config": {"evaluator": "nemo"}}
+    if stage == "evaluation":  # no customization: only evaluation jobs can be running
+        changes["candidates"] = [candidate(MODELS[0], customization_enabled=False)]
+    settings = settings_for("unused", **overrides(emulator, **changes))
     await load_records(settings, generate_customer_service_logs(100, seed=7, workload_id=WORKLOAD))
+
+    def reached() -> bool:
+        if stage == "deploy":
+            return emulator.deployments_created() > 0
+        return bool(emulator.active_jobs())
+
     async with running_worker(time_env.client, settings):
         handle = await start_run(time_env.client, settings, WORKLOAD)
         for _ in range(600):
-            if emulator.active_jobs():
+            if reached():
                 break
             await asyncio.sleep(0.05)
-        assert emulator.active_jobs(), "the customization job never started"
+        assert reached(), f"the run never reached its {stage}"
+        await asyncio.sleep(0.2)  # let every parallel step start
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):
-            await handle.result()
+            await asyncio.wait_for(handle.result(), timeout=30)
     result = await stored_run(settings, handle.id)
     assert result is not None
 
     assert result.status == RunStatus.CANCELLED
-    assert emulator.customization_jobs_created() == 1
-    assert emulator.cancelled_jobs(), "the running customization job was cancelled"
-    assert emulator.active_jobs() == []
-    assert emulator.live_deployments() == []
+    assert emulator.active_jobs() == [], "no job is left running at NMP"
+    if stage != "deploy":
+        assert emulator.cancelled_jobs(), f"the running {stage} job(s) were cancelled"
+    if stage == "customization":
+        assert emulator.customization_jobs_created() == 1
+    assert emulator.live_deployments() == [], "every deployment was deleted"
 
 
 def _start_worker(config: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
