@@ -14,16 +14,12 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-
+from benchmarks._temporal import start_dev_server
 from flywheel.api import FlywheelClient
-from flywheel.clients.temporal import SEARCH_ATTRIBUTES
 from flywheel.config import Settings
 from flywheel.sample_data import generate_customer_service_logs
 from flywheel.schemas import RunStatus
@@ -37,18 +33,7 @@ WORKLOAD = "benchmark-agent"
 async def main(candidates: int, eval_size: int, repeat: int) -> dict[str, object]:
     logs = generate_customer_service_logs(400, seed=1, workload_id=WORKLOAD)
     script, _ = build_script(logs)
-    saved_stdout = os.dup(1)
-    os.dup2(2, 1)  # the dev server prints a banner: keep stdout for the JSON result
-    try:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-            search_attributes=list(SEARCH_ATTRIBUTES),
-            data_converter=pydantic_data_converter,
-            dev_server_log_level="error",
-        )
-    finally:
-        os.dup2(saved_stdout, 1)
-        os.close(saved_stdout)
+    env = await start_dev_server()
     try:
         with ScriptedOpenAIServer(script) as server, tempfile.TemporaryDirectory() as tmp:
             settings = Settings(

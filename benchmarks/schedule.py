@@ -21,18 +21,16 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import constants as hf_constants
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks._temporal import start_dev_server
 from flywheel.api import FlywheelClient
-from flywheel.clients.temporal import SEARCH_ATTRIBUTES
 from flywheel.config import Settings
 from flywheel.sample_data import generate_customer_service_logs
 from flywheel.schemas import RunStatus, StepStatus
@@ -105,18 +103,7 @@ async def main(unit: float, repeat: int) -> dict[str, Any]:
         evaluation=EVALUATE * unit,
         model_sync=0.0,
     )
-    saved_stdout = os.dup(1)
-    os.dup2(2, 1)  # the dev server prints a banner: keep stdout for the JSON result
-    try:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-            search_attributes=list(SEARCH_ATTRIBUTES),
-            data_converter=pydantic_data_converter,
-            dev_server_log_level="error",
-        )
-    finally:
-        os.dup2(saved_stdout, 1)
-        os.close(saved_stdout)
+    env = await start_dev_server()
     times: dict[int, list[float]] = {1: [], 3: []}
     logs = generate_customer_service_logs(300, seed=1, workload_id=WORKLOAD)
     try:

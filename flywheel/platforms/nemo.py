@@ -145,24 +145,9 @@ class NemoPlatform:
                 "embedding NIM (the image tag, for example 1.3.0)"
             )
         nmp = self.client(config)
-        spec = DeploymentSpec(
-            name=deployment_name(run_id, "embedding"),
-            model=embedding.model_name,
-            image_name=f"{embedding.registry_base.rstrip('/')}/{embedding.model_name}",
-            image_tag=embedding.tag,
-            gpus=embedding.gpus if embedding.gpus is not None else 1,
-            pvc_size=embedding.pvc_size,
-        )
-        deadline = time.monotonic() + config.timeouts.deploy_timeout_s
+        spec = _helper_nim_spec(deployment_name(run_id, "embedding"), embedding)
         try:
-            async with _beating(ctx, {"stage": "deploying the embedding NIM"}) as beat:
-                await nmp.deployments.ensure(spec)
-                await nmp.deployments.wait_ready(
-                    spec,
-                    deadline=deadline,
-                    poll_s=config.timeouts.poll_interval_s,
-                    on_status=beat.update,
-                )
+            await _deploy_and_wait(nmp, spec, config, ctx, "deploying the embedding NIM")
             yield embedding.model_copy(
                 update={
                     "deployment_type": "remote",
@@ -190,23 +175,8 @@ class NemoPlatform:
                 "example 1.8.3)"
             )
         nmp = self.client(config)
-        spec = DeploymentSpec(
-            name=judge_deployment_name(judge, run_id),
-            model=judge.model_name,
-            image_name=f"{judge.registry_base.rstrip('/')}/{judge.model_name}",
-            image_tag=judge.tag,
-            gpus=judge.gpus if judge.gpus is not None else 1,
-            pvc_size=judge.pvc_size,
-        )
-        deadline = time.monotonic() + config.timeouts.deploy_timeout_s
-        async with _beating(ctx, {"stage": "deploying the judge NIM"}) as beat:
-            await nmp.deployments.ensure(spec)
-            await nmp.deployments.wait_ready(
-                spec,
-                deadline=deadline,
-                poll_s=config.timeouts.poll_interval_s,
-                on_status=beat.update,
-            )
+        spec = _helper_nim_spec(judge_deployment_name(judge, run_id), judge)
+        await _deploy_and_wait(nmp, spec, config, ctx, "deploying the judge NIM")
         return judge.model_copy(
             update={
                 "deployment_type": "remote",
@@ -583,6 +553,30 @@ async def _resumed(ctx: StepContext, get: Callable[[str], Awaitable[Any]]) -> An
     if not isinstance(job_id, str) or not job_id:
         return None
     return await get(job_id)
+
+
+def _helper_nim_spec(name: str, nim: LLMJudgeConfig | EmbeddingConfig) -> DeploymentSpec:
+    """The deployment of a judge or embedding NIM the run deploys for itself."""
+    return DeploymentSpec(
+        name=name,
+        model=nim.model_name,
+        image_name=f"{nim.registry_base.rstrip('/')}/{nim.model_name}",
+        image_tag=nim.tag or "",
+        gpus=nim.gpus if nim.gpus is not None else 1,
+        pvc_size=nim.pvc_size,
+    )
+
+
+async def _deploy_and_wait(
+    nmp: NemoClient, spec: DeploymentSpec, config: RunConfig, ctx: StepContext, stage: str
+) -> None:
+    """Create (or re-attach to) ``spec`` and wait until the NIM serves it, heartbeating."""
+    deadline = time.monotonic() + config.timeouts.deploy_timeout_s
+    async with _beating(ctx, {"stage": stage}) as beat:
+        await nmp.deployments.ensure(spec)
+        await nmp.deployments.wait_ready(
+            spec, deadline=deadline, poll_s=config.timeouts.poll_interval_s, on_status=beat.update
+        )
 
 
 def _cancel_is_final(ctx: StepContext) -> bool:

@@ -12,7 +12,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from flywheel.schemas import EvalKind, RunStatus, StepStatus, WorkloadType
 from tests.support.flywheel_env import load_records, running_worker, start_run, stored_run
 from tests.support.nmp import HF_TOKEN, allow_hf_hub, start_emulator
 from tests.support.nmp_emulator import NMPEmulator
+from tests.support.processes import start_worker, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,6 @@ WORKLOAD = "support-agent"
 HF_ENV = "FLYWHEEL_E2E_NMP_HF_TOKEN"
 JUDGE_ENV = "FLYWHEEL_E2E_JUDGE_KEY"
 JUDGE_KEY = "sk-judge-e2e-SECRET-4411"
-FLYWHEEL = Path(sys.executable).parent / "flywheel"
 MODELS = ("meta/llama-3.2-1b-instruct", "meta/llama-3.2-3b-instruct")
 
 
@@ -256,27 +255,6 @@ async def test_cancelling_a_run_cancels_its_remote_jobs_and_tears_down(
     assert emulator.live_deployments() == [], "every deployment was deleted"
 
 
-def _start_worker(config: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [str(FLYWHEEL), "--config", str(config), "worker"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 async def test_worker_killed_during_customization_leaves_exactly_one_job(
     dev_env: WorkflowEnvironment, settings_for, emulator: NMPEmulator, tmp_path: Path
 ) -> None:
@@ -289,7 +267,7 @@ async def test_worker_killed_during_customization_leaves_exactly_one_job(
     env |= {HF_ENV: HF_TOKEN, "PYTHONUNBUFFERED": "1"}
 
     fw = FlywheelClient(dev_env.client, settings)
-    first = _start_worker(config, tmp_path / "worker-1.log", env)
+    first = start_worker(config, tmp_path / "worker-1.log", env)
     second: subprocess.Popen[bytes] | None = None
     try:
         run_id = await fw.start_run(WORKLOAD)
@@ -300,12 +278,12 @@ async def test_worker_killed_during_customization_leaves_exactly_one_job(
         assert emulator.active_jobs(), (tmp_path / "worker-1.log").read_text()
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
-        second = _start_worker(config, tmp_path / "worker-2.log", env)
+        second = start_worker(config, tmp_path / "worker-2.log", env)
         result = await asyncio.wait_for(fw.wait(run_id), timeout=180)
     finally:
-        _stop(first)
+        stop_process(first, 15)
         if second is not None:
-            _stop(second)
+            stop_process(second, 15)
         await fw.aclose()
 
     assert result.status == RunStatus.COMPLETED, result.error

@@ -4,10 +4,8 @@ the step resumes from its checkpoint, and the results are those of an uninterrup
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from flywheel.sample_data import generate_customer_service_logs
 from flywheel.schemas import EvalKind, RunStatus, StepStatus
 from tests.support.flywheel_env import activity_attempts, load_records
 from tests.support.openai_server import ScriptedOpenAIServer
+from tests.support.processes import start_worker, stop_process
 from tests.support.scripts import build_script, expected_accuracy, last_user_message
 
 pytestmark = pytest.mark.slow
@@ -29,28 +28,6 @@ WORKLOAD = "crash-test"
 EVAL_SIZE = 40
 CONCURRENCY = 2
 CHECKPOINT_EVERY = 4
-FLYWHEEL = Path(sys.executable).parent / "flywheel"
-
-
-def _start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [str(FLYWHEEL), "--config", str(config), "worker"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def test_worker_killed_mid_evaluation_resumes_from_checkpoint(
@@ -72,7 +49,7 @@ async def test_worker_killed_mid_evaluation_resumes_from_checkpoint(
         config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
 
         fw = FlywheelClient(dev_env.client, settings)
-        first = _start_worker(config, tmp_path / "worker-1.log")
+        first = start_worker(config, tmp_path / "worker-1.log")
         second: subprocess.Popen[bytes] | None = None
         try:
             run_id = await fw.start_run(WORKLOAD)
@@ -85,12 +62,12 @@ async def test_worker_killed_mid_evaluation_resumes_from_checkpoint(
             first.wait(timeout=10)
             served_before_kill = server.keys()
 
-            second = _start_worker(config, tmp_path / "worker-2.log")
+            second = start_worker(config, tmp_path / "worker-2.log")
             result = await asyncio.wait_for(fw.wait(run_id), timeout=120)
         finally:
-            _stop(first)
+            stop_process(first, 15)
             if second is not None:
-                _stop(second)
+                stop_process(second, 15)
             await fw.aclose()
 
     assert result.status == RunStatus.COMPLETED, result.error
@@ -163,7 +140,7 @@ async def test_worker_killed_mid_training_resumes_from_the_lora_checkpoint(
     artifacts = ArtifactStore(settings.artifact_store_uri)
 
     fw = FlywheelClient(dev_env.client, settings)
-    first = _start_worker(config, tmp_path / "worker-1.log")
+    first = start_worker(config, tmp_path / "worker-1.log")
     second: subprocess.Popen[bytes] | None = None
     try:
         run_id = await fw.start_run(WORKLOAD)
@@ -176,12 +153,12 @@ async def test_worker_killed_mid_training_resumes_from_the_lora_checkpoint(
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
 
-        second = _start_worker(config, tmp_path / "worker-2.log")
+        second = start_worker(config, tmp_path / "worker-2.log")
         result = await asyncio.wait_for(fw.wait(run_id), timeout=240)
     finally:
-        _stop(first)
+        stop_process(first, 15)
         if second is not None:
-            _stop(second)
+            stop_process(second, 15)
         await fw.aclose()
 
     assert result.status == RunStatus.COMPLETED, result.error

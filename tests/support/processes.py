@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 
 def stop_process(
@@ -18,3 +22,21 @@ def stop_process(
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout_s)
+
+
+FLYWHEEL = Path(sys.executable).parent / "flywheel"
+"""The `flywheel` command of the virtual environment running the tests."""
+
+
+def start_worker(
+    config: Path, log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``flywheel --config CONFIG worker`` as a child process, its output appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(FLYWHEEL), "--config", str(config), "worker"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else {**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
