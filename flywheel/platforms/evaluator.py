@@ -13,22 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hashlib
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from flywheel.clients.artifacts import ArtifactStore, dumps_line, safe_path_part
+from flywheel.clients.artifacts import dumps_line
 from flywheel.clients.embeddings import Embedder, EmbedderCache, open_embedder
-from flywheel.clients.llm import ChatClient
 from flywheel.config import EvaluationConfig, read_secret
-from flywheel.errors import RemoteCallError
 from flywheel.platforms.base import StepContext
+from flywheel.platforms.checkpoint import EvalCheckpoint, checkpoint_prefix
 from flywheel.platforms.judging import Judge, JudgePair, last_user_text
+from flywheel.platforms.memory import collector_paused, heap_frozen, release_in_background
+from flywheel.platforms.replies import (
+    DEFAULT_MAX_TOKENS,
+    HttpResponder,
+    Reply,
+    Responder,
+    build_chat_request,
+    reply_from_response,
+)
 from flywheel.schemas import (
     ArtifactRef,
     EvalKind,
@@ -51,305 +56,25 @@ from flywheel.scoring.similarity import EMBEDDING_COSINE, embedding_cosine
 from flywheel.scoring.stats import percentile
 from flywheel.scoring.tool_metrics import ToolConfusion
 
-DEFAULT_MAX_TOKENS = 1024
-REPLY_CHUNK = "chunk-"
-JUDGE_CHUNK = "judge-"
-"""File name prefixes of the checkpoint's reply and judge-rating chunks."""
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "EvalCheckpoint",
+    "HttpResponder",
+    "Reply",
+    "Responder",
+    "build_chat_request",
+    "checkpoint_prefix",
+    "collector_paused",
+    "open_similarity_embedder",
+    "release_in_background",
+    "reply_from_response",
+    "run_evaluation",
+]
+
 EXAMPLES_FILE = "divergent-examples.jsonl"
 """Next to an evaluation's ``replies/`` checkpoint: where it differs most from production."""
 
 BuildRequest = Callable[[dict[str, Any], str, EvaluationConfig], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Reply:
-    """The candidate's answer to one eval record (or why there is none)."""
-
-    index: int
-    ok: bool
-    message: dict[str, Any] | None
-    finish_reason: str | None
-    tokens_in: int
-    tokens_out: int
-    latency_s: float
-    error: str | None
-    ttft_s: float | None = None
-    """Time to the first token, when the reply was streamed."""
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-able dict (one checkpoint line).
-
-        Shares ``message`` with the Reply rather than deep-copying it as ``dataclasses.asdict``
-        would (that copy was a tenth of the evaluator's CPU time at high concurrency).
-        """
-        return {
-            "index": self.index,
-            "ok": self.ok,
-            "message": self.message,
-            "finish_reason": self.finish_reason,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
-            "latency_s": self.latency_s,
-            "error": self.error,
-            "ttft_s": self.ttft_s,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Reply:
-        """Inverse of :meth:`to_json`; tolerant of missing optional fields."""
-        return cls(
-            index=int(data["index"]),
-            ok=bool(data["ok"]),
-            message=data.get("message"),
-            finish_reason=data.get("finish_reason"),
-            tokens_in=int(data.get("tokens_in") or 0),
-            tokens_out=int(data.get("tokens_out") or 0),
-            latency_s=float(data.get("latency_s") or 0.0),
-            error=data.get("error"),
-            ttft_s=float(data["ttft_s"]) if data.get("ttft_s") is not None else None,
-        )
-
-    @classmethod
-    def failed(cls, index: int, error: str, latency_s: float = 0.0) -> Reply:
-        """A request that got no usable answer."""
-        return cls(index, False, None, None, 0, 0, latency_s, error)
-
-
-class Responder(Protocol):
-    """Answers chat requests: HTTP endpoints one by one (``batch_size`` 1, ``concurrency`` N);
-    a local model in batches (``batch_size`` B, ``concurrency`` 1)."""
-
-    batch_size: int
-    concurrency: int
-
-    async def answer(self, requests: list[tuple[int, dict[str, Any]]]) -> list[Reply]:
-        """One Reply per ``(index, chat request)``; failures are failed Replies, not errors."""
-        ...
-
-
-class HttpResponder:
-    """A :class:`Responder` over an OpenAI-compatible endpoint (one request per call)."""
-
-    batch_size = 1
-
-    def __init__(self, client: ChatClient, concurrency: int) -> None:
-        self.client = client
-        self.concurrency = max(1, concurrency)
-
-    async def answer(self, requests: list[tuple[int, dict[str, Any]]]) -> list[Reply]:
-        return [await self._one(index, payload) for index, payload in requests]
-
-    async def _one(self, index: int, payload: dict[str, Any]) -> Reply:
-        started = time.perf_counter()
-        try:
-            reply = await self.client.chat(payload)
-        except RemoteCallError as exc:
-            return Reply.failed(index, str(exc), time.perf_counter() - started)
-        return reply_from_response(index, reply.response, reply.latency_s)
-
-
-def reply_from_response(index: int, response: Mapping[str, Any], latency_s: float) -> Reply:
-    """A Reply from an OpenAI chat-completion body (failed when it holds no message)."""
-    choices = response.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices else None
-    message = choice.get("message") if isinstance(choice, Mapping) else None
-    if not isinstance(message, dict):
-        return Reply.failed(index, "the response has no choices[0].message", latency_s)
-    usage = response.get("usage")
-    usage = usage if isinstance(usage, Mapping) else {}
-    return Reply(
-        index=index,
-        ok=True,
-        message=message,
-        finish_reason=choice.get("finish_reason") if isinstance(choice, Mapping) else None,
-        tokens_in=int(usage.get("prompt_tokens") or 0),
-        tokens_out=int(usage.get("completion_tokens") or 0),
-        latency_s=latency_s,
-        error=None,
-    )
-
-
-def build_chat_request(
-    record: Mapping[str, Any], model: str, config: EvaluationConfig
-) -> dict[str, Any]:
-    """The chat request replaying ``record``'s logged request against ``model``.
-
-    Keeps the logged ``tools`` and ``tool_choice`` (never forces ``"required"``: the candidate
-    must also decide *when* to call a tool); sampling settings come from ``config`` first.
-    """
-    logged = record.get("request") or {}
-    payload: dict[str, Any] = {"model": model, "messages": logged.get("messages") or []}
-    tools = logged.get("tools")
-    if tools:
-        payload["tools"] = tools
-        if logged.get("tool_choice") is not None:
-            payload["tool_choice"] = logged["tool_choice"]
-    temperature = (
-        config.temperature if config.temperature is not None else logged.get("temperature")
-    )
-    if temperature is not None:
-        payload["temperature"] = temperature
-    payload["max_tokens"] = (
-        config.max_tokens
-        or logged.get("max_tokens")
-        or logged.get("max_completion_tokens")
-        or DEFAULT_MAX_TOKENS
-    )
-    return payload
-
-
-def checkpoint_prefix(run_id: str, candidate: str, kind: EvalKind | str) -> str:
-    """Where the replies of one evaluation are checkpointed in the artifact store."""
-    kind_name = kind.value if isinstance(kind, EvalKind) else str(kind)
-    return (
-        f"runs/{safe_path_part(run_id)}/{safe_path_part(candidate)}/"
-        f"{safe_path_part(kind_name)}/replies"
-    )
-
-
-class EvalCheckpoint:
-    """Replies persisted in numbered JSONL chunks ``{prefix}/chunk-{n:06d}.jsonl``, judge
-    ratings in ``{prefix}/judge-{n:06d}.jsonl``.
-
-    Chunks are only ever added, never rewritten; on load a later chunk wins for the same index
-    (a request that failed before and succeeded on resumption).
-    """
-
-    def __init__(self, artifacts: ArtifactStore, prefix: str) -> None:
-        self.artifacts = artifacts
-        self.prefix = prefix.strip("/")
-        self._next: int | None = None
-        self._next_ratings: int | None = None
-        self._lock = asyncio.Lock()
-
-    async def load(self) -> dict[int, Reply]:
-        """Every checkpointed reply, by record index."""
-        replies: dict[int, Reply] = {}
-        last = -1
-        for number, path in await self._chunks():
-            last = max(last, number)
-            for line in await self.artifacts.read_jsonl(path):
-                reply = Reply.from_json(line)
-                replies[reply.index] = reply
-        self._next = last + 1
-        return replies
-
-    async def append(self, replies: Sequence[Reply]) -> None:
-        """Write ``replies`` as the next chunk (nothing when empty)."""
-        if not replies:
-            return
-        async with self._lock:
-            if self._next is None:
-                chunks = await self._chunks()
-                self._next = chunks[-1][0] + 1 if chunks else 0
-            path = f"{self.prefix}/{REPLY_CHUNK}{self._next:06d}.jsonl"
-            data = b"".join(dumps_line(r.to_json()) + b"\n" for r in replies)
-            await self.artifacts.write_bytes(path, data)
-            self._next += 1
-
-    async def load_ratings(self) -> dict[int, int | None]:
-        """The judge ratings checkpointed so far, by record index (None: an unreadable reply)."""
-        ratings: dict[int, int | None] = {}
-        chunks = await self._chunks(JUDGE_CHUNK)
-        for _, path in chunks:
-            for line in await self.artifacts.read_jsonl(path):
-                rating = line.get("rating")
-                ratings[int(line["index"])] = int(rating) if rating is not None else None
-        self._next_ratings = chunks[-1][0] + 1 if chunks else 0
-        return ratings
-
-    async def append_ratings(self, ratings: Sequence[tuple[int, int | None]]) -> None:
-        """Write ``(record index, rating)`` pairs as the next judge chunk (nothing when empty)."""
-        if not ratings:
-            return
-        async with self._lock:
-            if self._next_ratings is None:
-                chunks = await self._chunks(JUDGE_CHUNK)
-                self._next_ratings = chunks[-1][0] + 1 if chunks else 0
-            path = f"{self.prefix}/{JUDGE_CHUNK}{self._next_ratings:06d}.jsonl"
-            data = b"".join(
-                dumps_line({"index": index, "rating": rating}) + b"\n" for index, rating in ratings
-            )
-            await self.artifacts.write_bytes(path, data)
-            self._next_ratings += 1
-
-    async def _chunks(self, kind: str = REPLY_CHUNK) -> list[tuple[int, str]]:
-        found = []
-        for path in await self.artifacts.list(self.prefix):
-            name = path.rsplit("/", 1)[-1]
-            if name.startswith(kind) and name.endswith(".jsonl"):
-                number = name[len(kind) : -len(".jsonl")]
-                if number.isdigit():
-                    found.append((int(number), path))
-        return sorted(found)
-
-
-class _HeapFreeze:
-    """Keeps the objects alive when an evaluation starts out of the cycle collector meanwhile.
-
-    A full (oldest-generation) collection walks every tracked object in the process, and the
-    eval dataset alone is hundreds of thousands of dicts and lists. With a hundred requests in
-    flight for 50 ms each, short-lived HTTP objects are promoted to the oldest generation fast
-    enough to trigger a full collection every second or so, each taking ~0.2 s on a 5,000-record
-    dataset: that halved throughput at concurrency 128. ``gc.freeze`` moves the objects that
-    exist now (dataset, modules) to the permanent generation, in O(1); reference counting still
-    frees them, only cycle detection skips them. Nested or concurrent evaluations share one
-    count, and the last one out unfreezes everything (``gc.unfreeze``, also O(1)).
-    """
-
-    depth = 0
-
-    @classmethod
-    @contextlib.contextmanager
-    def applied(cls) -> Iterator[None]:
-        gc.freeze()
-        cls.depth += 1
-        try:
-            yield
-        finally:
-            cls.depth -= 1
-            if cls.depth == 0:
-                gc.unfreeze()
-
-
-class _CollectorPause:
-    """Automatic garbage collection off for a short, allocation-heavy step, then back on.
-
-    Parsing an eval dataset creates hundreds of thousands of dicts and lists that all survive;
-    the collector would walk them again and again as they are promoted (ten times the parse
-    time). Parsing makes no reference cycles, so nothing is lost by not looking for them.
-    Nested or concurrent pauses share one count; the collector is re-enabled by the last one
-    out, and only if it was enabled when the first came in.
-    """
-
-    depth = 0
-    was_enabled = True
-
-    @classmethod
-    @contextlib.contextmanager
-    def applied(cls) -> Iterator[None]:
-        if cls.depth == 0:
-            cls.was_enabled = gc.isenabled()
-            gc.disable()
-        cls.depth += 1
-        try:
-            yield
-        finally:
-            cls.depth -= 1
-            if cls.depth == 0 and cls.was_enabled:
-                gc.enable()
-
-
-def collector_paused() -> contextlib.AbstractContextManager[None]:
-    """Wrap loading an eval dataset: see :class:`_CollectorPause`."""
-    return _CollectorPause.applied()
-
-
-def release_in_background(records: list[Any]) -> None:
-    """Empty ``records`` (a parsed eval dataset) on a helper thread, so that freeing it does not
-    delay the evaluation's result: 10,000 records are a few hundred thousand objects, about
-    0.1 s to free. Call it last; the list is empty soon after."""
-    threading.Thread(target=records.clear, name="release-eval-dataset", daemon=True).start()
 
 
 class _Progress:
@@ -484,7 +209,7 @@ async def run_evaluation(
 
     n_workers = min(max(1, responder.concurrency), len(pending))
     replay_started = time.perf_counter()
-    with _HeapFreeze.applied():
+    with heap_frozen():
         tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
         try:
             await asyncio.gather(*tasks)
