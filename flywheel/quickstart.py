@@ -48,8 +48,15 @@ LOCAL_RUN_OVERRIDES: dict[str, Any] = {
         "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
     },
     "evaluation": {"max_tokens": 48, "checkpoint_every": 8},
+    "pricing": {  # example prices, so the demo shows costs and savings: set your own
+        "models": {
+            "meta/llama-3.3-70b-instruct": {"input_per_1m": 0.60, "output_per_1m": 0.60},
+            "smollm2-135m": {"gpu_hour": 0.10, "gpus": 1},  # a small CPU machine's hour
+        }
+    },
 }
-"""Sized for a 2-core CPU: short prompts (the compact workload), a few LoRA steps, 24 evals."""
+"""Sized for a 2-core CPU: short prompts (the compact workload), a few LoRA steps, 24 evals;
+example prices for the production model and the local candidate."""
 
 
 def smollm2_candidate() -> dict[str, Any]:

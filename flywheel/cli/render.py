@@ -143,6 +143,7 @@ def results_view(run: FlywheelRunResult) -> RenderableType:
         parts.append(results_table(run, assessment))
         if assessment.evals:
             parts.append(cost_table(assessment))
+            parts.extend(cost_notes(assessment))
             parts.extend(production_lines(assessment))
         tools = per_tool_table(run)
         if tools is not None:
@@ -202,7 +203,9 @@ def result_notes(run: FlywheelRunResult) -> list[Text]:
 
 def customization_line(result: CustomizationResult) -> str:
     """One line on a finished fine-tuning: steps, epochs, losses, and any resumption."""
-    parts = [f"LoRA {result.steps_completed} steps, {result.epochs_completed} epoch(s)"]
+    parts = [f"LoRA {result.steps_completed} steps"]
+    if result.epochs_completed:
+        parts[0] += f", {result.epochs_completed} epoch(s)"
     if result.train_loss is not None:
         parts.append(f"train loss {result.train_loss:.3f}")
     if result.val_loss is not None:
@@ -300,21 +303,23 @@ def verdict_text(verdicts: Sequence[TargetVerdict]) -> Text:
 
 
 def cost_table(assessment: RunAssessment) -> Table:
-    """Cost per 1,000 requests and savings against production, latency and throughput."""
+    """Cost per 1,000 requests and savings against production, latency and throughput (time
+    to first token only when some evaluation streamed)."""
     currency = assessment.currency
+    streamed = any(e.ttft_p50_s is not None for e in assessment.evals)
     table = Table(title=f"Cost ({currency} per 1,000 requests) and latency")
-    for column, justify in (
+    columns = [
         ("candidate", "left"),
         ("eval", "left"),
         ("cost/1k", "right"),
         ("savings", "right"),
         ("p50/p95 s", "right"),
-        ("TTFT p50", "right"),
+        *([("TTFT p50", "right")] if streamed else []),
         ("out tok/req", "right"),
         ("tok/s", "right"),
         ("fail rate", "right"),
-        ("note", "left"),
-    ):
+    ]
+    for column, justify in columns:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for e in assessment.evals:
         savings = (
@@ -322,19 +327,25 @@ def cost_table(assessment: RunAssessment) -> Table:
             if e.cost.savings_per_1k is not None
             else "-"
         )
+        ttft = ["-" if e.ttft_p50_s is None else f"{e.ttft_p50_s:.2f}"] if streamed else []
         table.add_row(
             e.candidate,
             e.kind.value,
             money(e.cost.cost_per_1k, currency),
             savings,
             _seconds_pair(e),
-            "-" if e.ttft_p50_s is None else f"{e.ttft_p50_s:.2f}",
+            *ttft,
             "-" if e.tokens_out_per_request is None else f"{e.tokens_out_per_request:.1f}",
             "-" if e.tokens_per_s is None else f"{e.tokens_per_s:.1f}",
             percent(e.failure_rate),
-            Text(e.cost.note or "", style="dim"),
         )
     return table
+
+
+def cost_notes(assessment: RunAssessment) -> list[Text]:
+    """How costs were worked out, or why one is missing: each distinct note once."""
+    notes = dict.fromkeys(e.cost.note for e in assessment.evals if e.cost.note)
+    return [Text(f"Cost: {note}", style="dim") for note in notes]
 
 
 def production_lines(assessment: RunAssessment) -> list[Text]:

@@ -81,3 +81,30 @@ def test_examples_view() -> None:
     assert 'production: lookup({"id":7})' in text
     assert 'candidate:  Let me check. lookup({"id":8})' in text
     assert "no divergent examples" in _text(examples_view({}))
+
+
+def test_customization_line_leaves_out_unfinished_epochs() -> None:
+    capped = CustomizationResult(status=StepStatus.COMPLETED, steps_completed=16)
+    assert customization_line(capped) == "LoRA 16 steps"
+
+
+def test_cost_table_shows_ttft_only_when_streamed_and_each_note_once() -> None:
+    from rich.console import Console
+
+    from flywheel.cli.render import cost_notes, cost_table
+    from tests.report.builders import finished_run
+
+    assessment = finished_run().assessment
+    assert assessment is not None
+    headers = [column.header for column in cost_table(assessment).columns]
+    assert "TTFT p50" not in headers and "cost/1k" in headers
+    same_note = [
+        e.model_copy(update={"cost": e.cost.model_copy(update={"note": "no price for x"})})
+        for e in assessment.evals
+    ]
+    notes = cost_notes(assessment.model_copy(update={"evals": same_note}))
+    assert [note.plain for note in notes] == ["Cost: no price for x"]
+    streamed = [e.model_copy(update={"ttft_p50_s": 0.25}) for e in assessment.evals]
+    table = cost_table(assessment.model_copy(update={"evals": streamed}))
+    assert "TTFT p50" in [column.header for column in table.columns]
+    Console(width=200, file=None, record=True).print(table)  # renders
