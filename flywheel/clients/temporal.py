@@ -17,29 +17,32 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, TLSConfig
 
 from flywheel.config import TemporalConfig, read_secret
-from flywheel.errors import ConfigError, ConnectionFailed
-
-WORKLOAD_ID = SearchAttributeKey.for_keyword("WorkloadId")
-CLIENT_ID = SearchAttributeKey.for_keyword("ClientId")
-BEST_CANDIDATE = SearchAttributeKey.for_keyword("BestCandidate")
-"""The recommended candidate of a finished run, or ``none``."""
-BEST_EVAL_KIND = SearchAttributeKey.for_keyword("BestEvalKind")
-"""How the recommended candidate was evaluated: base, icl or customized."""
-BEST_SCORE = SearchAttributeKey.for_float("BestScore")
-"""The recommended evaluation's headline score (a Double)."""
-RESULT_SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
+from flywheel.search_attributes import (
     BEST_CANDIDATE,
     BEST_EVAL_KIND,
     BEST_SCORE,
-)
-"""Set by a run when it ends, so the Web UI can list runs by outcome
-(``BestCandidate = "llama-1b"``, ``BestScore > 0.9``)."""
-SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
-    WORKLOAD_ID,
     CLIENT_ID,
-    *RESULT_SEARCH_ATTRIBUTES,
+    RESULT_SEARCH_ATTRIBUTES,
+    SEARCH_ATTRIBUTES,
+    WORKLOAD_ID,
 )
-"""Every search attribute a flywheel run carries (list runs by them in the Web UI)."""
+
+__all__ = [
+    "BEST_CANDIDATE",
+    "BEST_EVAL_KIND",
+    "BEST_SCORE",
+    "CLIENT_ID",
+    "RESULT_SEARCH_ATTRIBUTES",
+    "SEARCH_ATTRIBUTES",
+    "WORKLOAD_ID",
+    "cli_type_name",
+    "connect",
+    "ensure_search_attributes",
+    "registered_result_attributes",
+    "run_search_attributes",
+    "tls_config",
+]
+from flywheel.errors import ConfigError, ConnectionFailed
 
 _CLI_TYPE_NAMES = {
     IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",

@@ -9,20 +9,10 @@ from __future__ import annotations
 
 from flywheel.clients.artifacts import ArtifactStore
 from flywheel.clients.embeddings import EmbedderCache
-from flywheel.clients.llm import ChatClient
 from flywheel.config import Candidate, read_secret
 from flywheel.errors import ConfigError, UnsupportedOperation
 from flywheel.platforms.base import StepContext
-from flywheel.platforms.evaluator import (
-    EvalCheckpoint,
-    HttpResponder,
-    checkpoint_prefix,
-    collector_paused,
-    open_similarity_embedder,
-    release_in_background,
-    run_evaluation,
-)
-from flywheel.platforms.judging import open_judge
+from flywheel.platforms.evaluator import evaluate_over_http
 from flywheel.schemas import (
     CustomizationResult,
     CustomizeInput,
@@ -78,44 +68,14 @@ class EndpointsPlatform:
         base_url = request.deployment.base_url or candidate.base_url
         if not base_url:
             raise ConfigError(f"candidate {candidate.name!r} has no base_url to evaluate against")
-        api_key = _api_key(candidate)
-        settings = request.config.evaluation
-        with collector_paused():  # ten times faster to parse a large dataset
-            records = await self.artifacts.read_dataset(request.dataset)
-        checkpoint = EvalCheckpoint(
-            self.artifacts, checkpoint_prefix(request.run_id, candidate.name, request.kind)
+        return await evaluate_over_http(
+            self.artifacts,
+            request,
+            ctx,
+            base_url=base_url,
+            api_key=_api_key(candidate),
+            embedders=self._embedders,
         )
-        async with (
-            ChatClient(
-                base_url,
-                api_key=api_key,
-                timeout_s=settings.request_timeout_s,
-                max_retries=settings.max_retries,
-                retry_backoff_s=settings.retry_backoff_s,
-                max_connections=settings.concurrency,
-            ) as client,
-            open_judge(
-                request.config.llm_judge_config,
-                settings,
-                workload_type=request.workload_type,
-            ) as judge,
-            open_similarity_embedder(settings, request.workload_type, self._embedders) as embedder,
-        ):
-            try:
-                return await run_evaluation(
-                    records=records,
-                    responder=HttpResponder(client, settings.concurrency),
-                    checkpoint=checkpoint,
-                    kind=request.kind,
-                    workload_type=request.workload_type,
-                    model=request.model or request.deployment.model,
-                    config=settings,
-                    ctx=ctx,
-                    judge=judge,
-                    embedder=embedder,
-                )
-            finally:
-                release_in_background(records)
 
     async def aclose(self) -> None:
         """Release in-process embedding models (each evaluation owns its HTTP client)."""

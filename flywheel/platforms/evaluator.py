@@ -19,12 +19,13 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from flywheel.clients.artifacts import dumps_line
+from flywheel.clients.artifacts import ArtifactStore, dumps_line
 from flywheel.clients.embeddings import Embedder, EmbedderCache, open_embedder
+from flywheel.clients.llm import ChatClient
 from flywheel.config import EvaluationConfig, read_secret
 from flywheel.platforms.base import StepContext
 from flywheel.platforms.checkpoint import EvalCheckpoint, checkpoint_prefix
-from flywheel.platforms.judging import Judge, JudgePair, last_user_text
+from flywheel.platforms.judging import Judge, JudgePair, last_user_text, open_judge
 from flywheel.platforms.memory import collector_paused, heap_frozen, release_in_background
 from flywheel.platforms.replies import (
     DEFAULT_MAX_TOKENS,
@@ -38,6 +39,7 @@ from flywheel.schemas import (
     ArtifactRef,
     EvalKind,
     EvalResult,
+    EvaluateInput,
     StepStatus,
     WorkloadType,
     utcnow,
@@ -65,6 +67,7 @@ __all__ = [
     "build_chat_request",
     "checkpoint_prefix",
     "collector_paused",
+    "evaluate_over_http",
     "open_similarity_embedder",
     "release_in_background",
     "reply_from_response",
@@ -158,6 +161,54 @@ class _Scores:
         self.rows[reply.index] = dict(score_reply(self.workload_type, expected, reply.message))
         if self.tools is not None:
             self.tools.add(expected, reply.message)
+
+
+async def evaluate_over_http(
+    artifacts: ArtifactStore,
+    request: EvaluateInput,
+    ctx: StepContext,
+    *,
+    base_url: str,
+    api_key: str | None,
+    embedders: EmbedderCache,
+) -> EvalResult:
+    """The built-in evaluator against an OpenAI-compatible endpoint (an endpoint candidate, a
+    NIM): read the eval set, replay it with checkpoints, judge and score it."""
+    settings = request.config.evaluation
+    with collector_paused():  # ten times faster to parse a large dataset
+        records = await artifacts.read_dataset(request.dataset)
+    checkpoint = EvalCheckpoint(
+        artifacts, checkpoint_prefix(request.run_id, request.candidate.name, request.kind)
+    )
+    async with (
+        ChatClient(
+            base_url,
+            api_key=api_key,
+            timeout_s=settings.request_timeout_s,
+            max_retries=settings.max_retries,
+            retry_backoff_s=settings.retry_backoff_s,
+            max_connections=settings.concurrency,
+        ) as client,
+        open_judge(
+            request.config.llm_judge_config, settings, workload_type=request.workload_type
+        ) as judge,
+        open_similarity_embedder(settings, request.workload_type, embedders) as embedder,
+    ):
+        try:
+            return await run_evaluation(
+                records=records,
+                responder=HttpResponder(client, settings.concurrency),
+                checkpoint=checkpoint,
+                kind=request.kind,
+                workload_type=request.workload_type,
+                model=request.model or request.deployment.model,
+                config=settings,
+                ctx=ctx,
+                judge=judge,
+                embedder=embedder,
+            )
+        finally:
+            release_in_background(records)
 
 
 async def run_evaluation(

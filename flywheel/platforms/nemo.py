@@ -22,7 +22,6 @@ from typing import Any
 
 from flywheel.clients.artifacts import ArtifactStore
 from flywheel.clients.embeddings import EmbedderCache
-from flywheel.clients.llm import ChatClient
 from flywheel.clients.nemo import DatasetFile, DeploymentSpec, NemoClient, nim_v1
 from flywheel.clients.nemo.customizer import CustomizationStuck, hyperparameters
 from flywheel.clients.nemo.customizer import training_option as customizer_option
@@ -52,16 +51,7 @@ from flywheel.config import (
 )
 from flywheel.errors import ConfigError, FlywheelError, UnsupportedOperation
 from flywheel.platforms.base import StepContext
-from flywheel.platforms.evaluator import (
-    EvalCheckpoint,
-    HttpResponder,
-    checkpoint_prefix,
-    collector_paused,
-    open_similarity_embedder,
-    release_in_background,
-    run_evaluation,
-)
-from flywheel.platforms.judging import open_judge
+from flywheel.platforms.evaluator import evaluate_over_http
 from flywheel.schemas import (
     CustomizationResult,
     CustomizeInput,
@@ -398,42 +388,14 @@ class NemoPlatform:
         self, nmp: NemoClient, request: EvaluateInput, ctx: StepContext
     ) -> EvalResult:
         """The built-in evaluator against the NIM (checkpointed, resumable)."""
-        candidate = request.candidate
-        settings = request.config.evaluation
-        with collector_paused():
-            records = await self.artifacts.read_dataset(request.dataset)
-        checkpoint = EvalCheckpoint(
-            self.artifacts, checkpoint_prefix(request.run_id, candidate.name, request.kind)
+        return await evaluate_over_http(
+            self.artifacts,
+            request,
+            ctx,
+            base_url=request.deployment.base_url or nim_v1(nmp.conn.config),
+            api_key=nmp.conn.api_key,
+            embedders=self._embedders,
         )
-        async with (
-            ChatClient(
-                request.deployment.base_url or nim_v1(nmp.conn.config),
-                api_key=nmp.conn.api_key,
-                timeout_s=settings.request_timeout_s,
-                max_retries=settings.max_retries,
-                retry_backoff_s=settings.retry_backoff_s,
-                max_connections=settings.concurrency,
-            ) as client,
-            open_judge(
-                request.config.llm_judge_config, settings, workload_type=request.workload_type
-            ) as judge,
-            open_similarity_embedder(settings, request.workload_type, self._embedders) as embedder,
-        ):
-            try:
-                return await run_evaluation(
-                    records=records,
-                    responder=HttpResponder(client, settings.concurrency),
-                    checkpoint=checkpoint,
-                    kind=request.kind,
-                    workload_type=request.workload_type,
-                    model=request.model or request.deployment.model,
-                    config=settings,
-                    ctx=ctx,
-                    judge=judge,
-                    embedder=embedder,
-                )
-            finally:
-                release_in_background(records)
 
     async def _evaluate_with_nemo(
         self, nmp: NemoClient, request: EvaluateInput, ctx: StepContext

@@ -20,7 +20,6 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from flywheel.activities import names
-    from flywheel.clients.temporal import BEST_CANDIDATE, BEST_EVAL_KIND, BEST_SCORE
     from flywheel.errors import ConfigError
     from flywheel.report.summary import recommendation_line
     from flywheel.schemas import (
@@ -43,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         StepStatus,
     )
+    from flywheel.search_attributes import BEST_CANDIDATE, BEST_EVAL_KIND, BEST_SCORE
     from flywheel.time_window import resolve_window
     from flywheel.workflows.candidate import CandidateWorkflow
     from flywheel.workflows.errors import failure_message

@@ -33,7 +33,7 @@ from tests.support.processes import start_worker, stop_process
 
 pytestmark = pytest.mark.slow
 
-WORKLOAD = "support-agent"
+WORKLOAD = "nemo-agent"  # unique: other e2e tests list runs of their own workload
 HF_ENV = "FLYWHEEL_E2E_NMP_HF_TOKEN"
 JUDGE_ENV = "FLYWHEEL_E2E_JUDGE_KEY"
 JUDGE_KEY = "sk-judge-e2e-SECRET-4411"
