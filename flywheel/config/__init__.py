@@ -3,11 +3,18 @@ YAML file, environment, per-run overrides (:mod:`.settings`). Import from here."
 
 from __future__ import annotations
 
-from flywheel.config.sections import (
+from flywheel.config.decision import (
     LOWER_IS_BETTER,
-    RUN_OVERRIDABLE_KEYS,
     AcceptanceConfig,
     AcceptanceTarget,
+    NotificationEvent,
+    NotificationsConfig,
+    PriceEntry,
+    PricingConfig,
+    parse_target,
+)
+from flywheel.config.sections import (
+    RUN_OVERRIDABLE_KEYS,
     Candidate,
     CurationConfig,
     CustomizerConfig,
@@ -22,13 +29,9 @@ from flywheel.config.sections import (
     NIMConfig,
     NimDeploymentOptions,
     NMPConfig,
-    NotificationEvent,
-    NotificationsConfig,
     PIIConfig,
     PIIDetectorName,
     Platform,
-    PriceEntry,
-    PricingConfig,
     RunConfig,
     SimilarityConfig,
     TemporalConfig,
@@ -36,7 +39,6 @@ from flywheel.config.sections import (
     TrainingConfig,
     WorkerConfig,
     candidate_from_nim,
-    parse_target,
 )
 from flywheel.config.settings import (
     CONFIG_FILE_ENV,

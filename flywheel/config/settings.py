@@ -20,9 +20,13 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from flywheel.config.decision import (
+    AcceptanceConfig,
+    NotificationsConfig,
+    PricingConfig,
+)
 from flywheel.config.sections import (
     RUN_OVERRIDABLE_KEYS,
-    AcceptanceConfig,
     Candidate,
     CurationConfig,
     DataSplitConfig,
@@ -34,8 +38,6 @@ from flywheel.config.sections import (
     MLflowConfig,
     NIMConfig,
     NMPConfig,
-    NotificationsConfig,
-    PricingConfig,
     RunConfig,
     TemporalConfig,
     TimeoutsConfig,
